@@ -1,0 +1,121 @@
+package engine
+
+import "time"
+
+// ReasonCode classifies a decision for filtering and counting; the Reason
+// text beside it is what an admin reads.
+type ReasonCode string
+
+// Decision reason codes.
+const (
+	ReasonCompliant      ReasonCode = "compliant"
+	ReasonNoncompliant   ReasonCode = "noncompliant"
+	ReasonUnmanaged      ReasonCode = "unmanaged"
+	ReasonGrace          ReasonCode = "grace-period"
+	ReasonException      ReasonCode = "platform-exception"
+	ReasonOutOfScope     ReasonCode = "out-of-scope"
+	ReasonAdminEntry     ReasonCode = "admin-entry"
+	ReasonNotEAS         ReasonCode = "not-eas"
+	ReasonLinkConflict   ReasonCode = "link-conflict"
+	ReasonAdminOverride  ReasonCode = "admin-override"
+	ReasonPolicyDisabled ReasonCode = "policy-disabled"
+)
+
+// Decision is the access the policy wants for one device, and why.
+type Decision struct {
+	Access Access     `json:"access"`
+	Exempt bool       `json:"exempt"` // the policy leaves the device alone
+	Code   ReasonCode `json:"code"`
+	Reason string     `json:"reason"` // in words an admin reads
+}
+
+// DeviceRecord is one EAS record as the engine keeps it: the partnership,
+// the MDM record merged with it, the decision and its notification history.
+type DeviceRecord struct {
+	EASDevice
+	MDMID     string      `json:"mdm_id,omitempty"`
+	Link      LinkKind    `json:"link,omitempty"`
+	Suggested string      `json:"suggested,omitempty"` // best MDM candidate for an unmerged record
+	Decision  Decision    `json:"decision"`
+	Since     time.Time   `json:"since"` // when Decision.Access last changed
+	Notify    NotifyState `json:"notify"`
+	InScope   bool        `json:"in_scope"`
+}
+
+// Merged reports whether the EAS record has an MDM record.
+func (r *DeviceRecord) Merged() bool { return r.MDMID != "" }
+
+// Change is one list operation on one mailbox, with the reason for it.
+type Change struct {
+	Mailbox  string `json:"mailbox"`
+	DeviceID string `json:"device_id"`
+	List     List   `json:"list"`
+	Op       Op     `json:"op"`
+	Reason   string `json:"reason"`
+}
+
+// Blocks reports whether the change can take mail away from a device: an
+// addition to the blocked list, or a removal from the allowed list.
+func (c Change) Blocks() bool {
+	return (c.List == ListBlocked && c.Op == OpAdd) || (c.List == ListAllowed && c.Op == OpRemove)
+}
+
+// ChangeResult is the outcome of one change.
+type ChangeResult struct {
+	Change
+	OK    bool   `json:"ok"`
+	Error string `json:"error,omitempty"`
+	// Transient is true when trying again may succeed (a lost connection, a
+	// busy server) rather than a refusal by Exchange.
+	Transient bool `json:"transient,omitempty"`
+}
+
+// Notification is an enrollment mail to send to the user of an unmerged device.
+type Notification struct {
+	Device      DeviceKey `json:"device"`
+	Mailbox     string    `json:"mailbox"`
+	To          string    `json:"to"`
+	DeviceID    string    `json:"device_id"`
+	DeviceType  string    `json:"device_type"`
+	DeviceModel string    `json:"device_model"`
+	DeviceOS    string    `json:"device_os"`
+	FirstSync   time.Time `json:"first_sync"`
+	Access      Access    `json:"access"` // what will happen to the device
+	Reason      string    `json:"reason"`
+	Resend      bool      `json:"resend"`
+}
+
+// Brake says why a plan is held.
+type Brake struct {
+	NewBlocks int    `json:"new_blocks"`
+	Limit     int    `json:"limit"`
+	Reason    string `json:"reason"`
+}
+
+// Plan is everything a run would do, computed before anything is done. It
+// records the store serial it was computed from: applying it after the
+// store moved on fails with ErrStalePlan.
+type Plan struct {
+	ID            string         `json:"id"`
+	Serial        uint64         `json:"serial"`
+	Kind          RunKind        `json:"kind"`
+	Computed      time.Time      `json:"computed"`
+	Changes       []Change       `json:"changes"`
+	Notifications []Notification `json:"notifications"`
+	// Withheld are changes that would block but were not planned because an
+	// inventory was incomplete.
+	Withheld []Change `json:"withheld,omitempty"`
+	Brake    *Brake   `json:"brake,omitempty"`
+	Counts   Counts   `json:"counts"`
+}
+
+// NewBlocks counts the changes in the plan that can take mail away.
+func (p *Plan) NewBlocks() int {
+	n := 0
+	for _, c := range p.Changes {
+		if c.List == ListBlocked && c.Op == OpAdd {
+			n++
+		}
+	}
+	return n
+}

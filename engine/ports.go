@@ -1,0 +1,85 @@
+package engine
+
+import (
+	"context"
+	"time"
+)
+
+// InventoryQuery says how much of Exchange to read. A zero Since reads
+// everything; otherwise only partnerships first synced since then, and the
+// mailboxes that hold them.
+type InventoryQuery struct {
+	Since time.Time
+}
+
+// ExchangeReader reads Exchange's device partnerships, lists and settings.
+type ExchangeReader interface {
+	Inventory(ctx context.Context, q InventoryQuery) (*ExchangeInventory, error)
+}
+
+// ExchangeWriter changes mailboxes' allow and block lists. It returns one
+// result per change, in any order; an error means the call as a whole
+// failed and changes without a result are in an unknown state.
+type ExchangeWriter interface {
+	ApplyChanges(ctx context.Context, changes []Change) ([]ChangeResult, error)
+}
+
+// MDMQuery says how much of Intune to read. A zero Since reads every managed
+// device; otherwise only devices that synced or enrolled since then.
+type MDMQuery struct {
+	Since time.Time
+}
+
+// IntuneReader reads Intune's managed devices and Entra group membership.
+type IntuneReader interface {
+	ManagedDevices(ctx context.Context, q MDMQuery) (*MDMInventory, error)
+	// GroupMembers returns a group's transitive user members. A group that
+	// does not exist is an error wrapping ErrGroupNotFound.
+	GroupMembers(ctx context.Context, groupID string) ([]DirectoryUser, error)
+}
+
+// Mailer sends enrollment notifications.
+type Mailer interface {
+	Send(ctx context.Context, n Notification) error
+}
+
+// Clock tells the time; tests pass a fixed one.
+type Clock interface {
+	Now() time.Time
+}
+
+// SystemClock is the wall clock, in UTC.
+type SystemClock struct{}
+
+// Now returns the current time in UTC.
+func (SystemClock) Now() time.Time { return time.Now().UTC() }
+
+// Store keeps the engine's state between runs and processes. Commit is a
+// compare-and-swap on the serial: it fails with ErrStaleSerial when another
+// writer moved it.
+type Store interface {
+	// Load returns the whole saved state; an empty store returns an empty
+	// State with serial 0.
+	Load(ctx context.Context) (*State, error)
+	// Commit applies a delta and returns the new serial.
+	Commit(ctx context.Context, c *Commit) (uint64, error)
+	// RecordChanges durably appends journal entries and the ownership of
+	// list entries in one transaction; the applier calls it before and after
+	// each batch so that a crash mid-apply leaves a true record.
+	RecordChanges(ctx context.Context, entries []JournalEntry, owned []OwnedEntry, disowned []OwnedKey) ([]JournalEntry, error)
+	// Journal returns journal entries, newest last.
+	Journal(ctx context.Context, q JournalQuery) ([]JournalEntry, error)
+	// Runs returns up to limit runs, newest first.
+	Runs(ctx context.Context, limit int) ([]Run, error)
+	// SaveRun inserts or replaces a run record.
+	SaveRun(ctx context.Context, r *Run) error
+}
+
+// JournalQuery selects journal entries. Zero fields select everything.
+type JournalQuery struct {
+	FromSeq uint64 // first sequence number, inclusive
+	ToSeq   uint64 // last sequence number, inclusive; 0 = no limit
+	RunID   string
+	Device  DeviceKey
+	Limit   int // the newest Limit entries of the selection; 0 = all
+}

@@ -1,0 +1,89 @@
+package engine
+
+import "time"
+
+// Meta is the small, whole-organisation part of the engine's state.
+type Meta struct {
+	Org   OrgSettings        `json:"org"`
+	Rules []DeviceAccessRule `json:"rules"`
+	// LastFull and LastQuick are when the last complete inventory of each
+	// kind started; a quick sync reads what changed since the later one.
+	LastFull  time.Time `json:"last_full"`
+	LastQuick time.Time `json:"last_quick"`
+	// Scope is the resolved include/exclude groups; nil means every mailbox.
+	Scope *Scope `json:"scope,omitempty"`
+	// MDMCount is how many MDM records the last complete Intune inventory
+	// held; a sudden drop to zero brakes the next plan.
+	MDMCount int `json:"mdm_count"`
+	// Servers is the Exchange server list last discovered or used.
+	Servers []string `json:"servers,omitempty"`
+}
+
+// Scope is the set of users the policy applies to, resolved from groups.
+type Scope struct {
+	All      bool            `json:"all"` // no include groups: every mailbox
+	Include  []DirectoryUser `json:"include,omitempty"`
+	Exclude  []DirectoryUser `json:"exclude,omitempty"`
+	Resolved time.Time       `json:"resolved"`
+}
+
+// State is everything the engine remembers. A State handed out by the engine
+// is never modified afterwards; the engine builds a new one per change.
+type State struct {
+	Serial    uint64                     `json:"serial"`
+	Meta      Meta                       `json:"meta"`
+	Mailboxes map[string]Mailbox         `json:"mailboxes"` // by lower-cased UPN
+	Records   map[DeviceKey]DeviceRecord `json:"records"`
+	MDM       map[string]MDMDevice       `json:"mdm"` // by Intune device ID
+	Links     map[DeviceKey]Link         `json:"links"`
+	Owned     map[OwnedKey]OwnedEntry    `json:"owned"`
+	HeldPlan  *Plan                      `json:"held_plan,omitempty"`
+}
+
+// NewState returns an empty state.
+func NewState() *State {
+	return &State{
+		Mailboxes: map[string]Mailbox{},
+		Records:   map[DeviceKey]DeviceRecord{},
+		MDM:       map[string]MDMDevice{},
+		Links:     map[DeviceKey]Link{},
+		Owned:     map[OwnedKey]OwnedEntry{},
+	}
+}
+
+// Commit is a change to the stored state, applied atomically. Expect is the
+// serial the change was computed from.
+type Commit struct {
+	Expect uint64
+
+	Meta *Meta // nil: unchanged
+
+	PutRecords    []DeviceRecord
+	DeleteRecords []DeviceKey
+	PutMDM        []MDMDevice
+	DeleteMDM     []string
+	PutMailboxes  []Mailbox
+	DeleteMailbox []string // lower-cased UPNs
+	PutLinks      []Link
+	DeleteLinks   []DeviceKey
+	PutOwned      []OwnedEntry
+	DeleteOwned   []OwnedKey
+
+	// SetHeldPlan replaces the held plan with HeldPlan (nil clears it).
+	SetHeldPlan bool
+	HeldPlan    *Plan
+
+	// Run, if set, is saved in the same transaction.
+	Run *Run
+	// Journal entries, if any, are appended in the same transaction.
+	Journal []JournalEntry
+}
+
+// Empty reports whether the commit changes nothing.
+func (c *Commit) Empty() bool {
+	return c.Meta == nil && len(c.PutRecords) == 0 && len(c.DeleteRecords) == 0 &&
+		len(c.PutMDM) == 0 && len(c.DeleteMDM) == 0 && len(c.PutMailboxes) == 0 &&
+		len(c.DeleteMailbox) == 0 && len(c.PutLinks) == 0 && len(c.DeleteLinks) == 0 &&
+		len(c.PutOwned) == 0 && len(c.DeleteOwned) == 0 && !c.SetHeldPlan && c.Run == nil &&
+		len(c.Journal) == 0
+}
