@@ -28,3 +28,6 @@ var ErrNotFound = errors.New("not found")
 
 // ErrClosed is returned by calls on an engine that has stopped.
 var ErrClosed = errors.New("engine stopped")
+
+// ErrReadOnly is returned for an action the read-only console or API refuses.
+var ErrReadOnly = errors.New("read-only: this action changes Exchange or the store")

@@ -52,11 +52,17 @@ type Change struct {
 	List     List   `json:"list"`
 	Op       Op     `json:"op"`
 	Reason   string `json:"reason"`
+	// Orphan marks the removal of easgate's entry for a partnership that no
+	// longer exists: it cannot take mail away from anyone.
+	Orphan bool `json:"orphan,omitempty"`
 }
 
 // Blocks reports whether the change can take mail away from a device: an
 // addition to the blocked list, or a removal from the allowed list.
 func (c Change) Blocks() bool {
+	if c.Orphan {
+		return false
+	}
 	return (c.List == ListBlocked && c.Op == OpAdd) || (c.List == ListAllowed && c.Op == OpRemove)
 }
 
@@ -109,11 +115,12 @@ type Plan struct {
 	Counts   Counts   `json:"counts"`
 }
 
-// NewBlocks counts the changes in the plan that can take mail away.
+// NewBlocks counts the changes in the plan that can take mail away: additions
+// to a blocked list and removals from an allowed list.
 func (p *Plan) NewBlocks() int {
 	n := 0
 	for _, c := range p.Changes {
-		if c.List == ListBlocked && c.Op == OpAdd {
+		if c.Blocks() {
 			n++
 		}
 	}

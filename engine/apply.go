@@ -1,0 +1,393 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// applied is what the apply and notify phases did.
+type applied struct {
+	mu       sync.Mutex
+	results  []ChangeResult
+	notified map[DeviceKey]NotifyState
+	owned    []OwnedEntry
+	disowned []OwnedKey
+	applied  int
+	failed   int
+	sent     int
+}
+
+// Retries of a change that failed for a transient reason, and the pause
+// before each.
+var applyRetryDelays = []time.Duration{time.Second, 3 * time.Second}
+
+// notifyParallel is how many notifications are sent at once.
+const notifyParallel = 4
+
+// apply sends the plan's notifications, then makes its changes: the user
+// learns why mail stops before it stops.
+func (e *Engine) apply(ctx context.Context, rc *run, plan *Plan, prev map[DeviceKey]DeviceRecord) *applied {
+	res := &applied{notified: map[DeviceKey]NotifyState{}}
+	e.notify(ctx, rc, plan.Notifications, prev, res)
+	e.change(ctx, rc, plan.Changes, res)
+	return res
+}
+
+// notify sends notifications, a few at a time, and journals each.
+func (e *Engine) notify(ctx context.Context, rc *run, ns []Notification, prev map[DeviceKey]DeviceRecord, res *applied) {
+	if len(ns) == 0 {
+		return
+	}
+	t := e.now()
+	rc.progress(PhaseNotify, 0, len(ns))
+	if e.deps.Mailer == nil {
+		rc.problem("%d notification(s) planned but no mailer is configured", len(ns))
+		rc.phase(PhaseNotify, t, nil)
+		return
+	}
+	var (
+		wg      sync.WaitGroup
+		sem     = make(chan struct{}, notifyParallel)
+		entries = make([]JournalEntry, len(ns))
+		done    int
+	)
+	for i, n := range ns {
+		if ctx.Err() != nil {
+			break
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			err := e.deps.Mailer.Send(ctx, n)
+			now := e.now()
+			st := prev[n.Device].Notify
+			st.LastTried = now
+			j := JournalEntry{Time: now, RunID: rc.r.ID, Kind: JournalNotify, Device: n.Device, Actor: "easgate", OK: err == nil}
+			if err != nil {
+				st.LastError = err.Error()
+				j.Error = err.Error()
+				j.Message = "enrollment notification to " + n.To + " failed"
+			} else {
+				if st.FirstSent.IsZero() {
+					st.FirstSent = now
+				}
+				st.LastSent, st.LastError = now, ""
+				st.Count++
+				j.Message = "enrollment notification sent to " + n.To
+				if n.Resend {
+					j.Message = "enrollment notification resent to " + n.To
+				}
+			}
+			entries[i] = j
+			res.mu.Lock()
+			res.notified[n.Device] = st
+			if err == nil {
+				res.sent++
+			}
+			done++
+			d := done
+			res.mu.Unlock()
+			if d%50 == 0 {
+				rc.progress(PhaseNotify, d, len(ns))
+			}
+		}()
+	}
+	wg.Wait()
+	entries = slices.DeleteFunc(entries, func(j JournalEntry) bool { return j.Kind == "" })
+	if failed := len(entries) - res.sent; failed > 0 {
+		rc.problem("%d notification(s) failed; they are retried next run", failed)
+	}
+	saved, err := e.deps.Store.RecordChanges(context.WithoutCancel(ctx), entries, nil, nil)
+	if err != nil {
+		rc.problem("journal notifications: %v", err)
+	}
+	rc.journaled(saved)
+	rc.progress(PhaseNotify, len(entries), len(ns))
+	rc.phase(PhaseNotify, t, err)
+}
+
+// batches cuts changes into batches of about size, never splitting one
+// mailbox's changes, so that no two concurrent calls edit one mailbox.
+func batches(changes []Change, size int) [][]Change {
+	sorted := slices.Clone(changes)
+	slices.SortStableFunc(sorted, func(a, b Change) int {
+		return strings.Compare(strings.ToLower(a.Mailbox), strings.ToLower(b.Mailbox))
+	})
+	var out [][]Change
+	start := 0
+	for i := 1; i <= len(sorted); i++ {
+		if i == len(sorted) || (i-start >= size && !strings.EqualFold(sorted[i].Mailbox, sorted[i-1].Mailbox)) {
+			out = append(out, sorted[start:i])
+			start = i
+		}
+	}
+	return out
+}
+
+// change applies list changes in batches, up to ApplyParallel at once,
+// journaling each change before and after.
+func (e *Engine) change(ctx context.Context, rc *run, changes []Change, res *applied) {
+	if len(changes) == 0 {
+		return
+	}
+	t := e.now()
+	rc.progress(PhaseApply, 0, len(changes))
+	var (
+		wg   sync.WaitGroup
+		sem  = make(chan struct{}, e.opt.ApplyParallel)
+		done int
+	)
+	for _, b := range batches(changes, e.opt.ApplyBatch) {
+		if ctx.Err() != nil {
+			break
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			results := e.applyBatch(ctx, rc, b, res)
+			res.mu.Lock()
+			done += len(results)
+			d := done
+			res.mu.Unlock()
+			rc.progress(PhaseApply, d, len(changes))
+		}()
+	}
+	wg.Wait()
+	rc.phase(PhaseApply, t, ctx.Err())
+}
+
+// applyBatch journals, applies and journals one batch.
+func (e *Engine) applyBatch(ctx context.Context, rc *run, batch []Change, res *applied) []ChangeResult {
+	saveCtx := context.WithoutCancel(ctx)
+	now := e.now()
+	begin := make([]JournalEntry, len(batch))
+	var owned []OwnedEntry
+	for i, c := range batch {
+		begin[i] = JournalEntry{Time: now, RunID: rc.r.ID, Kind: JournalChange, Stage: StageBegin,
+			Device: KeyOf(c.Mailbox, c.DeviceID), Change: ptr(c), Actor: "easgate", Message: c.Reason}
+		if c.Op == OpAdd {
+			owned = append(owned, OwnedEntry{Mailbox: c.Mailbox, DeviceID: c.DeviceID, List: c.List, Added: now, RunID: rc.r.ID})
+		}
+	}
+	saved, err := e.deps.Store.RecordChanges(saveCtx, begin, owned, nil)
+	if err != nil {
+		// Without a journal entry the change must not happen.
+		rc.problem("journal before apply: %v", err)
+		out := make([]ChangeResult, len(batch))
+		for i, c := range batch {
+			out[i] = ChangeResult{Change: c, Error: "not attempted: journal write failed: " + err.Error(), Transient: true}
+		}
+		e.tally(res, out, nil, nil)
+		return out
+	}
+	rc.journaled(saved)
+
+	results := e.tryBatch(ctx, rc, batch)
+
+	end := make([]JournalEntry, len(results))
+	var disowned []OwnedKey
+	done := e.now()
+	for i, r := range results {
+		end[i] = JournalEntry{Time: done, RunID: rc.r.ID, Kind: JournalChange, Stage: StageEnd,
+			Device: KeyOf(r.Mailbox, r.DeviceID), Change: ptr(r.Change), OK: r.OK, Error: r.Error, Actor: "easgate",
+			Message: fmt.Sprintf("%s %s %s list: %s", r.Op, r.DeviceID, r.List, okWord(r.OK))}
+		switch {
+		case r.OK && r.Op == OpRemove:
+			disowned = append(disowned, OwnedKeyOf(r.Mailbox, r.List, r.DeviceID))
+		case !r.OK && r.Op == OpAdd && !r.Transient:
+			disowned = append(disowned, OwnedKeyOf(r.Mailbox, r.List, r.DeviceID))
+		}
+	}
+	saved, err = e.deps.Store.RecordChanges(saveCtx, end, nil, disowned)
+	if err != nil {
+		rc.problem("journal after apply: %v", err)
+	}
+	rc.journaled(saved)
+	e.tally(res, results, owned, disowned)
+	return results
+}
+
+// changeKey identifies a change regardless of its reason text and case.
+type changeKey struct {
+	device DeviceKey
+	list   List
+	op     Op
+}
+
+func keyOfChange(c Change) changeKey {
+	return changeKey{KeyOf(c.Mailbox, c.DeviceID), c.List, c.Op}
+}
+
+func okWord(ok bool) string {
+	if ok {
+		return "done"
+	}
+	return "failed"
+}
+
+// tryBatch applies a batch, retrying changes that failed transiently.
+func (e *Engine) tryBatch(ctx context.Context, rc *run, batch []Change) []ChangeResult {
+	final := make(map[int]ChangeResult, len(batch))
+	todo := slices.Clone(batch)
+	idx := make([]int, len(batch))
+	for i := range idx {
+		idx[i] = i
+	}
+	for attempt := 0; ; attempt++ {
+		got, err := e.deps.ExchangeWriter.ApplyChanges(ctx, todo)
+		byChange := make(map[changeKey]ChangeResult, len(got))
+		for _, r := range got {
+			byChange[keyOfChange(r.Change)] = r
+		}
+		var retry []Change
+		var retryIdx []int
+		for i, c := range todo {
+			r, ok := byChange[keyOfChange(c)]
+			r.Change = c
+			if !ok {
+				msg := "no result from Exchange"
+				if err != nil {
+					msg = err.Error()
+				}
+				r = ChangeResult{Change: c, Error: msg, Transient: true}
+			}
+			if !r.OK && r.Transient && attempt < len(applyRetryDelays) && ctx.Err() == nil {
+				retry = append(retry, c)
+				retryIdx = append(retryIdx, idx[i])
+				continue
+			}
+			final[idx[i]] = r
+		}
+		if len(retry) == 0 {
+			break
+		}
+		rc.log.Warn("retrying changes that failed transiently", "count", len(retry), "attempt", attempt+1, "err", err)
+		select {
+		case <-time.After(applyRetryDelays[attempt]):
+		case <-ctx.Done():
+		}
+		todo, idx = retry, retryIdx
+	}
+	out := make([]ChangeResult, len(batch))
+	for i := range batch {
+		out[i] = final[i]
+	}
+	return out
+}
+
+func (e *Engine) tally(res *applied, results []ChangeResult, owned []OwnedEntry, disowned []OwnedKey) {
+	res.mu.Lock()
+	defer res.mu.Unlock()
+	res.results = append(res.results, results...)
+	res.owned = append(res.owned, owned...)
+	res.disowned = append(res.disowned, disowned...)
+	for _, r := range results {
+		if r.OK {
+			res.applied++
+		} else {
+			res.failed++
+		}
+	}
+}
+
+// nextState builds the state a run leaves behind, on top of base (the
+// current state when the run commits, which may carry an admin's link made
+// while the run went on).
+func (e *Engine) nextState(base *State, w *World, out *PlanOutput, res *applied, started time.Time, kind RunKind) *State {
+	next := &State{
+		Serial:   base.Serial,
+		Meta:     base.Meta,
+		MDM:      w.MDM,
+		Links:    maps.Clone(base.Links),
+		Owned:    maps.Clone(base.Owned),
+		HeldPlan: base.HeldPlan,
+	}
+	for _, l := range out.NewLinks {
+		if _, taken := next.Links[l.Device]; !taken {
+			next.Links[l.Device] = l
+		}
+	}
+	for _, k := range out.Disowned {
+		delete(next.Owned, k)
+	}
+	next.Mailboxes = w.Mailboxes
+	if res != nil {
+		for _, o := range res.owned {
+			next.Owned[o.Key()] = o
+		}
+		for _, k := range res.disowned {
+			delete(next.Owned, k)
+		}
+		next.Mailboxes = appliedLists(w.Mailboxes, res.results)
+	}
+	next.Records = make(map[DeviceKey]DeviceRecord, len(out.Records))
+	for k, r := range out.Records {
+		if r.IsEAS() {
+			mb, ok := next.Mailboxes[strings.ToLower(r.Mailbox)]
+			mbp := &mb
+			if !ok {
+				mbp = nil
+			}
+			r.AccessState, r.AccessReason = ExchangeAccess(w.Org, w.Rules, mbp, &r.EASDevice)
+		}
+		if res != nil {
+			if n, ok := res.notified[k]; ok {
+				r.Notify = n
+			}
+		}
+		next.Records[k] = r
+	}
+	m := &next.Meta
+	m.Org, m.Rules, m.Scope = w.Org, w.Rules, w.Scope
+	if w.ExchangeComplete && w.IntuneComplete {
+		if kind == RunFull {
+			m.LastFull = started
+		} else {
+			m.LastQuick = started
+		}
+	}
+	if w.IntuneComplete && kind == RunFull {
+		m.MDMCount = len(w.MDM)
+	}
+	return next
+}
+
+// appliedLists returns the mailboxes with the successful changes made.
+func appliedLists(mbs map[string]Mailbox, results []ChangeResult) map[string]Mailbox {
+	out := maps.Clone(mbs)
+	touched := map[string]bool{}
+	for _, r := range results {
+		if !r.OK {
+			continue
+		}
+		k := strings.ToLower(r.Mailbox)
+		mb, ok := out[k]
+		if !ok {
+			mb = Mailbox{UPN: r.Mailbox}
+		}
+		if !touched[k] {
+			mb.Allowed, mb.Blocked = slices.Clone(mb.Allowed), slices.Clone(mb.Blocked)
+			touched[k] = true
+		}
+		lp := &mb.Allowed
+		if r.List == ListBlocked {
+			lp = &mb.Blocked
+		}
+		if r.Op == OpAdd {
+			if !containsFold(*lp, r.DeviceID) {
+				*lp = append(*lp, r.DeviceID)
+			}
+		} else {
+			*lp = slices.DeleteFunc(*lp, func(x string) bool { return strings.EqualFold(x, r.DeviceID) })
+		}
+		out[k] = mb
+	}
+	return out
+}

@@ -1,0 +1,460 @@
+package engine
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+
+// fixture is a small world the planner tests edit.
+type fixture struct {
+	pol   Policy
+	world *World
+	links map[DeviceKey]Link
+	owned map[OwnedKey]OwnedEntry
+	prev  map[DeviceKey]DeviceRecord
+	prevM int
+}
+
+func newFixture() *fixture {
+	f := &fixture{
+		pol: DefaultPolicy(),
+		world: &World{
+			Org:              OrgSettings{DefaultAccessLevel: "Allow"},
+			Mailboxes:        map[string]Mailbox{},
+			EAS:              map[DeviceKey]EASDevice{},
+			MDM:              map[string]MDMDevice{},
+			ExchangeComplete: true,
+			IntuneComplete:   true,
+		},
+		links: map[DeviceKey]Link{},
+		owned: map[OwnedKey]OwnedEntry{},
+		prev:  map[DeviceKey]DeviceRecord{},
+	}
+	f.pol.Safety = Safety{MaxNewBlocks: 1000}
+	return f
+}
+
+func (f *fixture) mailbox(upn string, allowed, blocked []string) {
+	f.world.Mailboxes[strings.ToLower(upn)] = Mailbox{UPN: upn, PrimarySMTP: upn, Allowed: allowed, Blocked: blocked}
+}
+
+func (f *fixture) eas(upn, id, model string, firstSync time.Time) {
+	if _, ok := f.world.Mailboxes[strings.ToLower(upn)]; !ok {
+		f.mailbox(upn, nil, nil)
+	}
+	d := EASDevice{Mailbox: upn, PrimarySMTP: upn, DeviceID: id, DeviceType: "iPhone", DeviceModel: model,
+		DeviceOS: "iOS 18.1", ClientType: "EAS", FirstSync: firstSync, AccessState: StateAllowed, AccessReason: "Global"}
+	f.world.EAS[d.Key()] = d
+}
+
+func (f *fixture) mdm(id, upn, easID string, c Compliance) {
+	f.world.MDM[id] = MDMDevice{ID: id, UserPrincipalName: upn, Email: upn, EASDeviceID: easID, Compliance: c,
+		OperatingSystem: "iOS", Enrolled: t0.Add(-24 * time.Hour)}
+}
+
+func (f *fixture) own(upn string, l List, id string) {
+	e := OwnedEntry{Mailbox: upn, DeviceID: id, List: l}
+	f.owned[e.Key()] = e
+}
+
+func (f *fixture) plan() *PlanOutput {
+	return BuildPlan(PlanInput{Now: t0, Serial: 7, Kind: RunFull, Policy: f.pol, World: f.world,
+		Links: f.links, Owned: f.owned, Prev: f.prev, PrevMDMCount: f.prevM})
+}
+
+func changeStrings(cs []Change) []string {
+	var out []string
+	for _, c := range cs {
+		out = append(out, string(c.Op)+" "+string(c.List)+" "+c.Mailbox+"/"+c.DeviceID)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func TestPlannerDecisions(t *testing.T) {
+	old := t0.Add(-30 * 24 * time.Hour)
+	tests := []struct {
+		name    string
+		setup   func(f *fixture)
+		code    ReasonCode
+		access  Access
+		exempt  bool
+		changes []string
+	}{
+		{
+			name:    "merged and compliant is allowed",
+			setup:   func(f *fixture) { f.mdm("m1", "anna@contoso.com", "APPL1", ComplianceCompliant) },
+			code:    ReasonCompliant,
+			access:  AccessAllow,
+			changes: []string{"add allowed anna@contoso.com/appl1"},
+		},
+		{
+			name:    "merged by EAS ID in another case",
+			setup:   func(f *fixture) { f.mdm("m1", "anna@contoso.com", "appl1", ComplianceInGracePeriod) },
+			code:    ReasonCompliant,
+			access:  AccessAllow,
+			changes: []string{"add allowed anna@contoso.com/appl1"},
+		},
+		{
+			name:    "merged and noncompliant is blocked",
+			setup:   func(f *fixture) { f.mdm("m1", "anna@contoso.com", "appl1", ComplianceNoncompliant) },
+			code:    ReasonNoncompliant,
+			access:  AccessBlock,
+			changes: []string{"add blocked anna@contoso.com/appl1"},
+		},
+		{
+			name: "noncompliant allowed when block_noncompliant is off",
+			setup: func(f *fixture) {
+				f.pol.BlockNoncompliant = false
+				f.mdm("m1", "anna@contoso.com", "appl1", ComplianceNoncompliant)
+			},
+			code:    ReasonNoncompliant,
+			access:  AccessAllow,
+			changes: []string{"add allowed anna@contoso.com/appl1"},
+		},
+		{
+			name:    "unknown compliance value blocks",
+			setup:   func(f *fixture) { f.mdm("m1", "anna@contoso.com", "appl1", Compliance("someFutureState")) },
+			code:    ReasonNoncompliant,
+			access:  AccessBlock,
+			changes: []string{"add blocked anna@contoso.com/appl1"},
+		},
+		{
+			name:    "unmerged is blocked by default",
+			setup:   func(f *fixture) {},
+			code:    ReasonUnmanaged,
+			access:  AccessBlock,
+			changes: []string{"add blocked anna@contoso.com/appl1"},
+		},
+		{
+			name:   "unmerged quarantine leaves it to Exchange",
+			setup:  func(f *fixture) { f.pol.UnmanagedAccess = AccessQuarantine },
+			code:   ReasonUnmanaged,
+			access: AccessQuarantine,
+		},
+		{
+			name:    "unmerged allow only monitors",
+			setup:   func(f *fixture) { f.pol.UnmanagedAccess = AccessAllow },
+			code:    ReasonUnmanaged,
+			access:  AccessAllow,
+			changes: []string{"add allowed anna@contoso.com/appl1"},
+		},
+		{
+			name:   "admin's own allow entry makes it exempt",
+			setup:  func(f *fixture) { f.mailbox("anna@contoso.com", []string{"APPL1"}, nil) },
+			code:   ReasonAdminEntry,
+			access: AccessNone,
+			exempt: true,
+		},
+		{
+			name: "easgate's own entry is not an admin entry",
+			setup: func(f *fixture) {
+				f.mailbox("anna@contoso.com", []string{"appl1"}, nil)
+				f.own("anna@contoso.com", ListAllowed, "appl1")
+			},
+			code:    ReasonUnmanaged,
+			access:  AccessBlock,
+			changes: []string{"add blocked anna@contoso.com/appl1", "remove allowed anna@contoso.com/appl1"},
+		},
+		{
+			name: "admin's block entry is respected, easgate's allow entry removed",
+			setup: func(f *fixture) {
+				f.mailbox("anna@contoso.com", []string{"appl1"}, []string{"appl1"})
+				f.own("anna@contoso.com", ListAllowed, "appl1")
+				f.mdm("m1", "anna@contoso.com", "appl1", ComplianceCompliant)
+			},
+			code:    ReasonAdminEntry,
+			access:  AccessNone,
+			exempt:  true,
+			changes: []string{"remove allowed anna@contoso.com/appl1"},
+		},
+		{
+			name: "out of scope: excluded group wins, easgate's entries removed",
+			setup: func(f *fixture) {
+				f.world.Scope = &Scope{Include: []DirectoryUser{{UserPrincipalName: "anna@contoso.com"}},
+					Exclude: []DirectoryUser{{UserPrincipalName: "x@contoso.com", ProxyAddresses: []string{"smtp:ANNA@contoso.com"}}}}
+				f.mailbox("anna@contoso.com", nil, []string{"appl1"})
+				f.own("anna@contoso.com", ListBlocked, "appl1")
+			},
+			code:    ReasonOutOfScope,
+			access:  AccessNone,
+			exempt:  true,
+			changes: []string{"remove blocked anna@contoso.com/appl1"},
+		},
+		{
+			name: "out of scope: not in an included group",
+			setup: func(f *fixture) {
+				f.world.Scope = &Scope{Include: []DirectoryUser{{UserPrincipalName: "bob@contoso.com"}}}
+			},
+			code:   ReasonOutOfScope,
+			access: AccessNone,
+			exempt: true,
+		},
+		{
+			name: "in scope through a proxy address only",
+			setup: func(f *fixture) {
+				f.world.Scope = &Scope{Include: []DirectoryUser{{UserPrincipalName: "a.x@corp.contoso.com", ProxyAddresses: []string{"SMTP:anna@contoso.com"}}}}
+				f.mdm("m1", "anna@contoso.com", "appl1", ComplianceCompliant)
+			},
+			code:    ReasonCompliant,
+			access:  AccessAllow,
+			changes: []string{"add allowed anna@contoso.com/appl1"},
+		},
+		{
+			name: "blocking exception beats compliant without override",
+			setup: func(f *fixture) {
+				f.pol.OverrideDefaultRule = false
+				f.pol.PlatformExceptions = []PlatformException{{Characteristic: CharDeviceModel, Value: "iPhone15C2", Access: AccessBlock}}
+				f.mdm("m1", "anna@contoso.com", "appl1", ComplianceCompliant)
+			},
+			code:    ReasonException,
+			access:  AccessBlock,
+			changes: []string{"add blocked anna@contoso.com/appl1"},
+		},
+		{
+			name: "override default rule: compliant beats a blocking exception",
+			setup: func(f *fixture) {
+				f.pol.PlatformExceptions = []PlatformException{{Characteristic: CharDeviceModel, Value: "iPhone15C2", Access: AccessBlock}}
+				f.mdm("m1", "anna@contoso.com", "appl1", ComplianceCompliant)
+			},
+			code:    ReasonCompliant,
+			access:  AccessAllow,
+			changes: []string{"add allowed anna@contoso.com/appl1"},
+		},
+		{
+			name: "allow exception lets an unmanaged model in",
+			setup: func(f *fixture) {
+				f.pol.PlatformExceptions = []PlatformException{{Characteristic: CharDeviceModel, Value: "iPhone15C2", Access: AccessAllow}}
+			},
+			code:    ReasonException,
+			access:  AccessAllow,
+			changes: []string{"add allowed anna@contoso.com/appl1"},
+		},
+		{
+			name: "exception must match exactly",
+			setup: func(f *fixture) {
+				f.pol.PlatformExceptions = []PlatformException{{Characteristic: CharDeviceModel, Value: "iphone15c2", Access: AccessAllow}}
+			},
+			code:    ReasonUnmanaged,
+			access:  AccessBlock,
+			changes: []string{"add blocked anna@contoso.com/appl1"},
+		},
+		{
+			name: "manual link merges an unreported device",
+			setup: func(f *fixture) {
+				f.mdm("m9", "anna@contoso.com", "", ComplianceCompliant)
+				f.links[KeyOf("anna@contoso.com", "appl1")] = Link{Device: KeyOf("anna@contoso.com", "appl1"), MDMID: "m9", Kind: LinkManual}
+			},
+			code:    ReasonCompliant,
+			access:  AccessAllow,
+			changes: []string{"add allowed anna@contoso.com/appl1"},
+		},
+		{
+			name: "manual link conflict is shown, not resolved",
+			setup: func(f *fixture) {
+				f.mdm("m9", "anna@contoso.com", "OTHERID", ComplianceCompliant)
+				f.links[KeyOf("anna@contoso.com", "appl1")] = Link{Device: KeyOf("anna@contoso.com", "appl1"), MDMID: "m9", Kind: LinkManual}
+			},
+			code:   ReasonLinkConflict,
+			access: AccessNone,
+			exempt: true,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture()
+			f.eas("anna@contoso.com", "appl1", "iPhone15C2", old)
+			tt.setup(f)
+			out := f.plan()
+			rec := out.Records[KeyOf("anna@contoso.com", "appl1")]
+			if rec.Decision.Code != tt.code || rec.Decision.Access != tt.access || rec.Decision.Exempt != tt.exempt {
+				t.Errorf("decision = %+v, want code %s access %s exempt %v", rec.Decision, tt.code, tt.access, tt.exempt)
+			}
+			if rec.Decision.Reason == "" {
+				t.Error("decision has no reason")
+			}
+			got := changeStrings(out.Plan.Changes)
+			want := slices.Clone(tt.changes)
+			slices.Sort(want)
+			if !slices.Equal(got, want) {
+				t.Errorf("changes = %q, want %q", got, want)
+			}
+			for _, c := range out.Plan.Changes {
+				if c.Reason == "" {
+					t.Errorf("change %+v has no reason", c)
+				}
+			}
+			if out.Plan.Serial != 7 {
+				t.Errorf("plan serial = %d, want the input's 7", out.Plan.Serial)
+			}
+		})
+	}
+}
+
+func TestPlannerGracePeriodBoundary(t *testing.T) {
+	tests := []struct {
+		name   string
+		age    time.Duration
+		access Access
+		code   ReasonCode
+	}{
+		{"inside the grace period", 23 * time.Hour, AccessNone, ReasonGrace},
+		{"exactly at its end", 24 * time.Hour, AccessBlock, ReasonUnmanaged},
+		{"after it", 25 * time.Hour, AccessBlock, ReasonUnmanaged},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture()
+			f.pol.GracePeriod = 24 * time.Hour
+			f.eas("anna@contoso.com", "appl1", "iPhone15C2", t0.Add(-tt.age))
+			out := f.plan()
+			rec := out.Records[KeyOf("anna@contoso.com", "appl1")]
+			if rec.Decision.Access != tt.access || rec.Decision.Code != tt.code {
+				t.Errorf("decision = %+v, want %s/%s", rec.Decision, tt.access, tt.code)
+			}
+			if len(out.Plan.Notifications) != 1 {
+				t.Errorf("notifications = %d, want the user told either way", len(out.Plan.Notifications))
+			}
+		})
+	}
+}
+
+func TestPlannerWithholdsBlocksOnIncompleteData(t *testing.T) {
+	for _, side := range []string{"exchange", "intune"} {
+		t.Run(side, func(t *testing.T) {
+			f := newFixture()
+			f.eas("anna@contoso.com", "appl1", "m", t0.Add(-48*time.Hour))
+			f.eas("bob@contoso.com", "appl2", "m", t0.Add(-48*time.Hour))
+			f.mdm("m2", "bob@contoso.com", "appl2", ComplianceCompliant)
+			f.mailbox("carl@contoso.com", []string{"gone"}, nil)
+			f.own("carl@contoso.com", ListAllowed, "gone")
+			if side == "exchange" {
+				f.world.ExchangeComplete = false
+			} else {
+				f.world.IntuneComplete = false
+			}
+			out := f.plan()
+			for _, c := range out.Plan.Changes {
+				if c.Blocks() {
+					t.Errorf("blocking change planned from incomplete data: %+v", c)
+				}
+			}
+			if got := changeStrings(out.Plan.Changes); !slices.Contains(got, "add allowed bob@contoso.com/appl2") {
+				t.Errorf("allows must still be planned; changes = %q", got)
+			}
+			if len(out.Plan.Withheld) == 0 {
+				t.Error("withheld blocks are not reported")
+			}
+		})
+	}
+}
+
+func TestPlannerOrphanEntriesAndStaleOwnership(t *testing.T) {
+	f := newFixture()
+	f.mailbox("carl@contoso.com", []string{"gone"}, nil)
+	f.own("carl@contoso.com", ListAllowed, "gone")
+	f.own("carl@contoso.com", ListBlocked, "removed-by-admin")
+	out := f.plan()
+	if got := changeStrings(out.Plan.Changes); !slices.Equal(got, []string{"remove allowed carl@contoso.com/gone"}) {
+		t.Errorf("changes = %q, want easgate's entry for a vanished partnership removed", got)
+	}
+	if !slices.Contains(out.Disowned, OwnedKeyOf("carl@contoso.com", ListBlocked, "removed-by-admin")) {
+		t.Errorf("disowned = %v, want the entry an admin removed forgotten", out.Disowned)
+	}
+}
+
+func TestPlannerBrake(t *testing.T) {
+	tests := []struct {
+		name   string
+		n      int
+		max    int
+		prevM  int
+		braked bool
+	}{
+		{"under the limit", 5, 10, 0, false},
+		{"at the limit", 10, 10, 0, false},
+		{"over the limit", 11, 10, 0, true},
+		{"Intune suddenly empty", 1, 100, 500, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture()
+			f.pol.Safety = Safety{MaxNewBlocks: tt.max}
+			for i := range tt.n {
+				f.eas("u@contoso.com", "dev"+string(rune('a'+i)), "m", t0.Add(-48*time.Hour))
+			}
+			f.prevM = tt.prevM
+			out := f.plan()
+			if (out.Plan.Brake != nil) != tt.braked {
+				t.Errorf("brake = %+v, want braked %v", out.Plan.Brake, tt.braked)
+			}
+		})
+	}
+}
+
+func TestPlannerNotifications(t *testing.T) {
+	f := newFixture()
+	f.eas("anna@contoso.com", "new", "m", t0.Add(-48*time.Hour))
+	f.eas("anna@contoso.com", "sent", "m", t0.Add(-48*time.Hour))
+	f.eas("anna@contoso.com", "due", "m", t0.Add(-48*time.Hour))
+	f.eas("anna@contoso.com", "max", "m", t0.Add(-48*time.Hour))
+	f.eas("anna@contoso.com", "merged", "m", t0.Add(-48*time.Hour))
+	f.mdm("m1", "anna@contoso.com", "merged", ComplianceCompliant)
+	f.prev[KeyOf("anna@contoso.com", "sent")] = DeviceRecord{Notify: NotifyState{Count: 1, LastSent: t0.Add(-time.Hour)}}
+	f.prev[KeyOf("anna@contoso.com", "due")] = DeviceRecord{Notify: NotifyState{Count: 1, LastSent: t0.Add(-73 * time.Hour)}}
+	f.prev[KeyOf("anna@contoso.com", "max")] = DeviceRecord{Notify: NotifyState{Count: 4, LastSent: t0.Add(-300 * time.Hour)}}
+	out := f.plan()
+	var got []string
+	for _, n := range out.Plan.Notifications {
+		s := n.DeviceID
+		if n.Resend {
+			s += " (resend)"
+		}
+		got = append(got, s)
+	}
+	if want := []string{"due (resend)", "new"}; !slices.Equal(got, want) {
+		t.Errorf("notifications = %q, want %q", got, want)
+	}
+}
+
+func TestPlannerIsDeterministic(t *testing.T) {
+	f := newFixture()
+	for i := range 50 {
+		f.eas("u"+string(rune('a'+i%7))+"@contoso.com", "d"+string(rune('A'+i)), "m", t0.Add(-48*time.Hour))
+	}
+	a, b := f.plan(), f.plan()
+	if !slices.Equal(changeStrings(a.Plan.Changes), changeStrings(b.Plan.Changes)) {
+		t.Fatal("same input, different plans")
+	}
+	if !slices.IsSortedFunc(a.Plan.Changes, func(x, y Change) int {
+		return strings.Compare(string(KeyOf(x.Mailbox, x.DeviceID)), string(KeyOf(y.Mailbox, y.DeviceID)))
+	}) {
+		t.Error("plan changes are not sorted by device")
+	}
+}
+
+func TestSuggestedMatch(t *testing.T) {
+	f := newFixture()
+	f.eas("anna@contoso.com", "androidc1", "Pixel 8", t0.Add(-48*time.Hour))
+	d := f.world.EAS[KeyOf("anna@contoso.com", "androidc1")]
+	d.DeviceType, d.DeviceOS = "Android", "Android 14"
+	f.world.EAS[d.Key()] = d
+	f.world.MDM["early"] = MDMDevice{ID: "early", UserPrincipalName: "anna@contoso.com", OperatingSystem: "Android", Enrolled: t0.Add(-72 * time.Hour), Compliance: ComplianceCompliant}
+	f.world.MDM["ios"] = MDMDevice{ID: "ios", UserPrincipalName: "anna@contoso.com", OperatingSystem: "iOS", Enrolled: t0.Add(-24 * time.Hour), Compliance: ComplianceCompliant}
+	f.world.MDM["good"] = MDMDevice{ID: "good", UserPrincipalName: "anna@contoso.com", OperatingSystem: "Android", Enrolled: t0.Add(-40 * time.Hour), Compliance: ComplianceCompliant}
+	f.world.MDM["later"] = MDMDevice{ID: "later", UserPrincipalName: "anna@contoso.com", OperatingSystem: "Android", Enrolled: t0.Add(-10 * time.Hour), Compliance: ComplianceCompliant}
+	out := f.plan()
+	rec := out.Records[d.Key()]
+	if rec.Suggested != "good" || rec.Merged() {
+		t.Errorf("suggested = %q merged = %v, want the nearest enrollment after first sync, not applied", rec.Suggested, rec.Merged())
+	}
+	f.pol.AutoLinkSuggestions = true
+	out = f.plan()
+	if rec := out.Records[d.Key()]; rec.MDMID != "good" || len(out.NewLinks) != 1 {
+		t.Errorf("auto link: mdm = %q links = %v", rec.MDMID, out.NewLinks)
+	}
+}
