@@ -81,8 +81,8 @@ type syncCall struct {
 
 // New returns an engine; Start loads its state and starts it.
 func New(deps Deps, opt Options) (*Engine, error) {
-	if deps.Exchange == nil || deps.ExchangeWriter == nil || deps.Intune == nil || deps.Store == nil {
-		return nil, errors.New("engine needs an Exchange reader and writer, an Intune reader and a store")
+	if deps.Store == nil {
+		return nil, errors.New("engine needs a store")
 	}
 	if err := opt.Policy.Validate(); err != nil {
 		return nil, fmt.Errorf("policy: %w", err)
@@ -217,6 +217,9 @@ func (e *Engine) Sync(ctx context.Context, req SyncRequest) (*RunReport, error) 
 	}
 	if e.opt.ReadOnly && !req.DryRun {
 		return nil, ErrReadOnly
+	}
+	if e.deps.Exchange == nil || e.deps.ExchangeWriter == nil || e.deps.Intune == nil {
+		return nil, errors.New("sync needs Exchange and Intune connections; this engine was opened to read the store only")
 	}
 	e.mu.Lock()
 	if e.closed || e.runCtx == nil {

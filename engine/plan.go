@@ -33,13 +33,15 @@ type Decision struct {
 // the MDM record merged with it, the decision and its notification history.
 type DeviceRecord struct {
 	EASDevice
-	MDMID     string      `json:"mdm_id,omitempty"`
-	Link      LinkKind    `json:"link,omitempty"`
-	Suggested string      `json:"suggested,omitempty"` // best MDM candidate for an unmerged record
-	Decision  Decision    `json:"decision"`
-	Since     time.Time   `json:"since"` // when Decision.Access last changed
-	Notify    NotifyState `json:"notify"`
-	InScope   bool        `json:"in_scope"`
+	MDMID string   `json:"mdm_id,omitempty"`
+	Link  LinkKind `json:"link,omitempty"`
+	// Compliance is the merged MDM record's complianceState.
+	Compliance Compliance  `json:"compliance,omitempty"`
+	Suggested  string      `json:"suggested,omitempty"` // best MDM candidate for an unmerged record
+	Decision   Decision    `json:"decision"`
+	Since      time.Time   `json:"since"` // when Decision.Access last changed
+	Notify     NotifyState `json:"notify"`
+	InScope    bool        `json:"in_scope"`
 }
 
 // Merged reports whether the EAS record has an MDM record.

@@ -218,6 +218,9 @@ func (p *planner) record(d *EASDevice) DeviceRecord {
 		return rec
 	}
 	mdm := p.merge(&rec, mb)
+	if mdm != nil {
+		rec.Compliance = mdm.Compliance
+	}
 	rec.InScope, _ = p.scope(mb)
 	rec.Decision = p.decide(&rec, mb, mdm)
 	rec.Since = since(prev, hadPrev, rec.Decision, p.in.Now)
