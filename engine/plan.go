@@ -87,6 +87,7 @@ type Notification struct {
 	DeviceType  string    `json:"device_type"`
 	DeviceModel string    `json:"device_model"`
 	DeviceOS    string    `json:"device_os"`
+	UserAgent   string    `json:"user_agent"`
 	FirstSync   time.Time `json:"first_sync"`
 	Access      Access    `json:"access"` // what will happen to the device
 	Reason      string    `json:"reason"`

@@ -512,7 +512,7 @@ func (p *planner) notify(plan *Plan, rec *DeviceRecord) {
 	}
 	plan.Notifications = append(plan.Notifications, Notification{
 		Device: rec.Key(), Mailbox: rec.Mailbox, To: to, DeviceID: rec.DeviceID,
-		DeviceType: rec.DeviceType, DeviceModel: rec.DeviceModel, DeviceOS: rec.DeviceOS,
+		DeviceType: rec.DeviceType, DeviceModel: rec.DeviceModel, DeviceOS: rec.DeviceOS, UserAgent: rec.UserAgent,
 		FirstSync: rec.FirstSync, Access: rec.Decision.Access, Reason: rec.Decision.Reason, Resend: resend,
 	})
 }

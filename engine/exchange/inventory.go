@@ -1,0 +1,259 @@
+package exchange
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"easgate/engine"
+)
+
+// maxLineProblems caps how many malformed lines an inventory lists one by
+// one; the rest are counted.
+const maxLineProblems = 20
+
+// inventoryPayload is the inventory script's stdin.
+type inventoryPayload struct {
+	sessionPayload
+	Since *string `json:"since"` // ISO 8601 UTC; null for a full inventory
+	Stats bool    `json:"stats"` // read last sync times (Get-MobileDeviceStatistics)
+}
+
+// Inventory reads Exchange in one PowerShell process: the organisation's
+// ActiveSync settings and device access rules, every mobile device (or,
+// with q.Since set, those first synced since then), and the CAS mailboxes
+// holding them. A line the parser cannot read, an error the script
+// reports, or output that ends early is listed in Problems, which makes
+// the inventory incomplete; a failure of the whole run is an error.
+func (c *Client) Inventory(ctx context.Context, q engine.InventoryQuery) (*engine.ExchangeInventory, error) {
+	p := inventoryPayload{sessionPayload: c.session(), Stats: !c.cfg.SkipStatistics || !q.Since.IsZero()}
+	if !q.Since.IsZero() {
+		s := q.Since.UTC().Format(time.RFC3339)
+		p.Since = &s
+	}
+	b := newInventoryBuilder(c.server, q, c.log)
+	res, err := c.run(ctx, inventoryScript, p, b.line)
+	if err != nil {
+		return nil, fmt.Errorf("inventory of %s: %w", c.server, err)
+	}
+	if err := scriptError(inventoryScript, c.server, res); err != nil {
+		return nil, fmt.Errorf("inventory of %s: %w", c.server, err)
+	}
+	inv := b.finish(res.stderr)
+	c.log.Info("exchange inventory read", "server", c.server, "quick", inv.Quick, "devices", len(inv.Devices),
+		"mailboxes", len(inv.Mailboxes), "problems", len(inv.Problems), "stdout_bytes", res.bytes, "duration", res.elapsed)
+	return inv, nil
+}
+
+// inventoryBuilder assembles an inventory from the script's lines as they
+// arrive.
+type inventoryBuilder struct {
+	q         engine.InventoryQuery
+	log       *slog.Logger
+	inv       *engine.ExchangeInventory
+	mailboxes map[string]*mailboxRec // by lower-cased distinguished name
+	devices   []deviceRec
+	lastSync  map[string]time.Time // by device identity
+	begun     bool
+	end       *record
+	malformed int
+	parser    lineParser
+}
+
+// mailboxRec is a mailbox line, mapped.
+type mailboxRec struct {
+	dn string
+	m  engine.Mailbox
+}
+
+// deviceRec is a device line, mapped; the mailbox fields wait for the join.
+type deviceRec struct {
+	mailboxDN string
+	d         engine.EASDevice
+}
+
+func newInventoryBuilder(server string, q engine.InventoryQuery, log *slog.Logger) *inventoryBuilder {
+	return &inventoryBuilder{
+		q:   q,
+		log: log,
+		inv: &engine.ExchangeInventory{Server: server, Quick: !q.Since.IsZero(), Since: q.Since,
+			Rules: []engine.DeviceAccessRule{}, Mailboxes: []engine.Mailbox{}, Devices: []engine.EASDevice{}},
+		mailboxes: map[string]*mailboxRec{},
+		lastSync:  map[string]time.Time{},
+	}
+}
+
+func (b *inventoryBuilder) problem(format string, a ...any) {
+	b.inv.Problems = append(b.inv.Problems, fmt.Sprintf(format, a...))
+}
+
+// line takes one stdout line.
+func (b *inventoryBuilder) line(n int, line []byte) {
+	err := b.parser.parse(line, func(r *record) { b.record(n, r) })
+	if err != nil {
+		b.malformed++
+		if b.malformed <= maxLineProblems {
+			b.problem("stdout line %d is malformed and was skipped: %v", n, err)
+		}
+	}
+}
+
+// record takes one record of line n.
+func (b *inventoryBuilder) record(n int, r *record) {
+	switch r.T {
+	case "begin":
+		b.begun = true
+		if string(r.Script) != scriptInventory {
+			b.problem("stdout line %d: output of script %q, want %s", n, r.Script, scriptInventory)
+		}
+	case "org":
+		b.inv.Org = engine.OrgSettings{DefaultAccessLevel: enumName(r.DefaultAccessLevel, accessLevels),
+			AdminMailRecipients: r.AdminMailRecipients, UserMailInsert: string(r.UserMailInsert)}
+	case "rule":
+		b.inv.Rules = append(b.inv.Rules, engine.DeviceAccessRule{Characteristic: enumName(r.Characteristic, characteristics),
+			QueryString: string(r.QueryString), AccessLevel: enumName(r.AccessLevel, accessLevels)})
+	case "device":
+		d := engine.EASDevice{
+			Identity: string(r.Identity), DeviceID: string(r.DeviceID),
+			DeviceType: string(r.DeviceType), DeviceModel: string(r.DeviceModel), DeviceOS: string(r.DeviceOS),
+			UserAgent: string(r.DeviceUserAgent), ClientType: string(r.ClientType),
+			AccessState:  engine.AccessState(enumName(r.DeviceAccessState, accessStates)),
+			AccessReason: reasonName(r.DeviceAccessStateReason),
+			FirstSync:    time.Time(r.FirstSyncTime), WhenChanged: time.Time(r.WhenChangedUTC),
+		}
+		if d.WhenChanged.IsZero() {
+			d.WhenChanged = time.Time(r.WhenChanged)
+		}
+		b.devices = append(b.devices, deviceRec{mailboxDN: string(r.MailboxDN), d: d})
+	case "mailbox":
+		key := strings.ToLower(string(r.DistinguishedName))
+		if _, dup := b.mailboxes[key]; !dup {
+			b.mailboxes[key] = &mailboxRec{dn: string(r.DistinguishedName), m: mailboxOf(r)}
+		}
+	case "stat":
+		b.lastSync[string(r.Identity)] = time.Time(r.LastSuccessSync)
+	case "error":
+		b.problem("mailbox %s could not be read: %s", r.MailboxDN, r.Message)
+	case "warning":
+		b.log.Warn("exchange inventory warning", "message", string(r.Message))
+	case "end":
+		end := *r
+		b.end = &end
+	default:
+		b.log.Debug("exchange output line of unknown type skipped", "line", n, "type", r.T)
+	}
+}
+
+// finish checks the output was whole and joins devices to mailboxes.
+func (b *inventoryBuilder) finish(stderr *stderrRecords) *engine.ExchangeInventory {
+	inv := b.inv
+	if b.malformed > maxLineProblems {
+		b.problem("%d more malformed stdout lines were skipped", b.malformed-maxLineProblems)
+	}
+	for _, e := range stderr.Errors {
+		b.problem("powershell reported an error: %s", e)
+	}
+	if stderr.Plain != "" {
+		b.problem("powershell wrote to stderr: %s", stderr.Plain)
+	}
+	for _, w := range stderr.Warnings {
+		if strings.Contains(w, "ResultSize") {
+			b.problem("exchange truncated a result: %s", w)
+		} else {
+			b.log.Warn("exchange inventory warning", "message", w)
+		}
+	}
+	if !b.begun {
+		b.problem("the output lacks the script's begin line")
+	}
+	switch {
+	case b.end == nil:
+		b.problem("the output ended before the script's end line, after %d devices", len(b.devices))
+	case b.end.Devices != nil && int(*b.end.Devices) != len(b.devices):
+		b.problem("the script listed %d devices but %d were read", int(*b.end.Devices), len(b.devices))
+	}
+
+	byDN := map[string]*engine.Mailbox{}
+	for key, r := range b.mailboxes {
+		m := &r.m
+		if m.UPN == "" {
+			b.problem("mailbox %s has no user principal name; its primary SMTP address stands in", r.dn)
+			m.UPN = m.PrimarySMTP
+		}
+		byDN[key] = m
+	}
+	seen := map[engine.DeviceKey]bool{}
+	used := map[*engine.Mailbox]bool{}
+	keys := make([]engine.DeviceKey, 0, len(b.devices))
+	for _, r := range b.devices {
+		d := r.d
+		m := byDN[strings.ToLower(r.mailboxDN)]
+		switch {
+		case d.DeviceID == "":
+			b.problem("a device without an ID was skipped (%s)", d.Identity)
+			continue
+		case m == nil:
+			b.problem("device %s was skipped: its mailbox %q is not in the inventory", d.DeviceID, r.mailboxDN)
+			continue
+		}
+		d.Mailbox, d.PrimarySMTP, d.LastSync = m.UPN, m.PrimarySMTP, b.lastSync[d.Identity]
+		if b.inv.Quick && d.FirstSync.Before(b.q.Since) {
+			continue // in the script's day of margin, not since the last run
+		}
+		key := d.Key()
+		if seen[key] {
+			b.problem("device %s of %s appeared twice", d.DeviceID, d.Mailbox)
+			continue
+		}
+		seen[key] = true
+		used[m] = true
+		inv.Devices = append(inv.Devices, d)
+		keys = append(keys, key)
+	}
+	for _, m := range byDN {
+		if !inv.Quick || used[m] {
+			inv.Mailboxes = append(inv.Mailboxes, *m)
+		}
+	}
+	slices.SortFunc(inv.Mailboxes, func(a, b engine.Mailbox) int { return strings.Compare(strings.ToLower(a.UPN), strings.ToLower(b.UPN)) })
+	sortByKey(inv.Devices, keys)
+	return inv
+}
+
+// sortByKey sorts devices by their keys, given in the same order.
+func sortByKey(devices []engine.EASDevice, keys []engine.DeviceKey) {
+	order := make([]int, len(devices))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return strings.Compare(string(keys[a]), string(keys[b])) })
+	sorted := make([]engine.EASDevice, len(devices))
+	for i, j := range order {
+		sorted[i] = devices[j]
+	}
+	copy(devices, sorted)
+}
+
+// mailboxOf maps a mailbox line; addresses lose their smtp: prefix.
+func mailboxOf(r *record) engine.Mailbox {
+	m := engine.Mailbox{UPN: string(r.UserPrincipalName), PrimarySMTP: string(r.PrimarySmtpAddress),
+		Allowed: nonNil(r.ActiveSyncAllowedDeviceIDs), Blocked: nonNil(r.ActiveSyncBlockedDeviceIDs)}
+	for _, a := range r.EmailAddresses {
+		if len(a) > 5 && strings.EqualFold(a[:5], "smtp:") {
+			m.Addresses = append(m.Addresses, a[5:])
+		}
+	}
+	m.Allowed = slices.DeleteFunc(m.Allowed, func(id string) bool { return id == "" })
+	m.Blocked = slices.DeleteFunc(m.Blocked, func(id string) bool { return id == "" })
+	return m
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}

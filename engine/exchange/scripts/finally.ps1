@@ -1,0 +1,1 @@
+}finally{if($r){Remove-PSSession $r}}

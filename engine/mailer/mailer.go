@@ -1,0 +1,216 @@
+package mailer
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/mail"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+
+	gomail "github.com/wneessen/go-mail"
+
+	"easgate/engine"
+)
+
+// Log attribute keys.
+const (
+	keyDevice    = "device"
+	keyTo        = "to"
+	keyServer    = "server"
+	keyResend    = "resend"
+	keyTransient = "transient"
+	keyCode      = "code"
+	keyDuration  = "duration"
+	keyErr       = "err"
+	keyTemplate  = "template"
+)
+
+// Mailer sends enrollment notifications over SMTP. It is safe for
+// concurrent use; each Send uses its own connection.
+type Mailer struct {
+	cfg  Config
+	from *mail.Address
+	tmpl *templates
+	tls  *tls.Config
+	log  *slog.Logger
+}
+
+var _ engine.Mailer = (*Mailer)(nil)
+
+// New checks cfg, loads and parses the notification template, and renders
+// sample notifications with it, so that a broken template or enrollment URL
+// fails here rather than during a run. It does not connect to the server.
+// Errors wrap ErrConfig or ErrTemplate.
+func New(cfg Config, log *slog.Logger) (*Mailer, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	cfg, from, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	source, src := "built-in template", defaultTemplate
+	if cfg.TemplateFile != "" {
+		b, err := os.ReadFile(cfg.TemplateFile)
+		if err != nil {
+			return nil, fmt.Errorf("read notification template: %w: %w", ErrTemplate, err)
+		}
+		source, src = cfg.TemplateFile, string(b)
+	}
+	tmpl, err := parseTemplates(source, src, cfg.EnrollmentURL)
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range samples() {
+		if _, err := tmpl.render(n); err != nil {
+			return nil, fmt.Errorf("check notification template with a sample for %s: %w", n.Device, err)
+		}
+	}
+	m := &Mailer{
+		cfg:  cfg,
+		from: from,
+		tmpl: tmpl,
+		tls: &tls.Config{
+			ServerName:         cfg.Host,
+			MinVersion:         tls.VersionTLS12,
+			RootCAs:            cfg.RootCAs,
+			InsecureSkipVerify: cfg.InsecureSkipVerify, //nolint:gosec // the admin's explicit choice, off by default
+		},
+		log: log,
+	}
+	log.Info("mailer ready", keyServer, m.server(), keyTemplate, source)
+	return m, nil
+}
+
+// Render renders the notification for n without sending it, as the preview
+// command shows it. Errors wrap ErrTemplate or ErrConfig.
+func (m *Mailer) Render(n engine.Notification) (Message, error) {
+	return m.tmpl.render(n)
+}
+
+// Send renders n and delivers it to n.To. A failure is a *SendError that
+// matches ErrTransient or ErrPermanent with errors.Is; it never contains
+// the password.
+func (m *Mailer) Send(ctx context.Context, n engine.Notification) error {
+	began := time.Now()
+	err := m.send(ctx, n)
+	if err != nil {
+		se := newSendError(n, m.server(), err)
+		m.log.Warn("notification failed", keyDevice, se.Device, keyTo, se.To,
+			keyTransient, se.Transient(), keyCode, se.Code, keyErr, se.Err)
+		return se
+	}
+	m.log.Info("notification sent", keyDevice, cleanLine(string(n.Device), maxFieldRunes), keyTo, n.To,
+		keyResend, n.Resend, keyDuration, time.Since(began))
+	return nil
+}
+
+func (m *Mailer) send(ctx context.Context, n engine.Notification) error {
+	to, err := recipient(n.To)
+	if err != nil {
+		return err
+	}
+	rendered, err := m.tmpl.render(n)
+	if err != nil {
+		return err
+	}
+	msg := m.message(to, rendered)
+	ctx, cancel := context.WithTimeout(ctx, m.cfg.Timeout)
+	defer cancel()
+	// go-mail watches the context only while it dials; closing the
+	// connection when the context ends bounds the rest of the session too.
+	var stop func() bool
+	defer func() {
+		if stop != nil {
+			stop()
+		}
+	}()
+	// go-mail joins host and port without brackets, which breaks IPv6
+	// literals; dial the properly joined address instead.
+	dial := func(dctx context.Context, network, _ string) (net.Conn, error) {
+		var d net.Dialer
+		conn, err := d.DialContext(dctx, network, m.server())
+		if err != nil {
+			return nil, err
+		}
+		stop = context.AfterFunc(ctx, func() { _ = conn.Close() })
+		return conn, nil
+	}
+	client, err := gomail.NewClient(m.cfg.Host, m.clientOptions(dial)...)
+	if err != nil {
+		return fmt.Errorf("set up smtp client: %w", err)
+	}
+	if err := client.DialAndSendWithContext(ctx, msg); err != nil {
+		if cerr := ctx.Err(); cerr != nil {
+			return fmt.Errorf("%w: %w", cerr, err) // the real cause, not "use of closed network connection"
+		}
+		return err
+	}
+	return nil
+}
+
+func (m *Mailer) clientOptions(dial gomail.DialContextFunc) []gomail.Option {
+	policy := gomail.NoTLS
+	if m.cfg.StartTLS {
+		policy = gomail.TLSMandatory // never opportunistic: no TLS, no mail
+	}
+	opts := []gomail.Option{
+		gomail.WithPort(m.cfg.Port),
+		// The context bounds the whole send; go-mail's deadline per command
+		// is only a backstop, so that a slow server reports the timeout.
+		gomail.WithTimeout(m.cfg.Timeout + time.Second),
+		gomail.WithDialContextFunc(dial),
+		gomail.WithTLSConfig(m.tls),
+		gomail.WithTLSPolicy(policy),
+	}
+	if m.cfg.Username != "" {
+		opts = append(opts, gomail.WithSMTPAuthCustom(&plainOrLogin{
+			user: m.cfg.Username, password: m.cfg.Password, host: m.cfg.Host,
+		}))
+	}
+	return opts
+}
+
+// message builds the mail. Header values are single lines by construction
+// (cleanLine, a parsed address); go-mail encodes what is not ASCII.
+func (m *Mailer) message(to *mail.Address, r Message) *gomail.Msg {
+	msg := gomail.NewMsg()
+	msg.FromMailAddress(m.from)
+	msg.ToMailAddress(to)
+	msg.Subject(r.Subject)
+	msg.SetDate()
+	msg.SetMessageID()
+	msg.SetUserAgent("easgate") // lets transport rules and message traces find these mails
+	// Suppress out-of-office and other automatic replies to a no-reply
+	// sender (RFC 3834; Exchange reads X-Auto-Response-Suppress).
+	msg.SetGenHeader("Auto-Submitted", "auto-generated")
+	msg.SetGenHeader("X-Auto-Response-Suppress", "OOF, AutoReply")
+	msg.SetBodyString(gomail.TypeTextPlain, r.Text)
+	if r.HTML != "" {
+		msg.AddAlternativeString(gomail.TypeTextHTML, r.HTML)
+	}
+	return msg
+}
+
+// recipient parses a notification's To as one bare address; anything that
+// could smuggle a header or a second recipient is refused.
+func recipient(s string) (*mail.Address, error) {
+	if strings.ContainsFunc(s, func(r rune) bool { return unicode.IsControl(r) || isFormatMark(r) }) {
+		return nil, fmt.Errorf("%w: contains control characters", ErrRecipient)
+	}
+	a, err := mail.ParseAddress(s)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrRecipient, err)
+	}
+	return &mail.Address{Address: a.Address}, nil
+}
+
+func (m *Mailer) server() string {
+	return net.JoinHostPort(m.cfg.Host, strconv.Itoa(m.cfg.Port))
+}

@@ -1,0 +1,575 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"sync"
+
+	bolt "go.etcd.io/bbolt"
+
+	"easgate/engine"
+)
+
+// kv is a key and its value. Inside a transaction both may alias bbolt's
+// memory map, which is read-only and valid only until the transaction ends.
+type kv struct{ k, v []byte }
+
+// collect returns the bucket's pairs in key order; nil for a missing bucket.
+func collect(b *bolt.Bucket) []kv {
+	if b == nil {
+		return nil
+	}
+	var out []kv
+	c := b.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		if v != nil {
+			out = append(out, kv{k, v})
+		}
+	}
+	return out
+}
+
+// decodeMap decodes pairs into a map. Each pair is copied out of the memory
+// map once, key and value together into one string; the key and every string
+// field of the value are substrings of it.
+func decodeMap[K ~string, V any](bucket []byte, kvs []kv, decode func(string, *V) error) (map[K]V, error) {
+	m := make(map[K]V, len(kvs))
+	for _, e := range kvs {
+		var sb strings.Builder
+		sb.Grow(len(e.k) + len(e.v))
+		sb.Write(e.k)
+		sb.Write(e.v)
+		all := sb.String()
+		var v V
+		if err := decode(all[len(e.k):], &v); err != nil {
+			return nil, fmt.Errorf("%s %q: %w", bucket, e.k, err)
+		}
+		m[K(all[:len(e.k)])] = v
+	}
+	return m, nil
+}
+
+// Load returns the whole saved state. An empty store returns an empty State
+// with serial 0. The maps are decoded in parallel, one goroutine per bucket.
+func (s *Store) Load(ctx context.Context) (*engine.State, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("load state: %w", err)
+	}
+	st := engine.NewState()
+	err := s.view(func(tx *bolt.Tx) error {
+		var err error
+		if st.Serial, err = s.readSerial(tx); err != nil {
+			return err
+		}
+		if err := loadMeta(tx, st); err != nil {
+			return corruptError(s.path, err)
+		}
+		// Each bucket's decoder starts as soon as its pairs are collected:
+		// collecting walks the memory map in this goroutine (the transaction
+		// is not safe for concurrent use), the decoders only read the
+		// collected slices.
+		g := group{s: s}
+		// If collecting panics on a damaged page, the decoders already
+		// started must finish before the transaction (and its hold on the
+		// memory map) ends.
+		defer func() { _ = g.Wait() }()
+		records := collect(tx.Bucket(bucketRecords))
+		g.Go(func() (err error) {
+			st.Records, err = decodeMap[engine.DeviceKey](bucketRecords, records, decodeRecord)
+			return err
+		})
+		mdm := collect(tx.Bucket(bucketMDM))
+		g.Go(func() (err error) {
+			st.MDM, err = decodeMap[string](bucketMDM, mdm, decodeMDM)
+			return err
+		})
+		mailboxes := collect(tx.Bucket(bucketMailboxes))
+		g.Go(func() (err error) {
+			st.Mailboxes, err = decodeMap[string](bucketMailboxes, mailboxes, decodeMailbox)
+			return err
+		})
+		owned := collect(tx.Bucket(bucketOwned))
+		links := collect(tx.Bucket(bucketLinks))
+		g.Go(func() (err error) {
+			if st.Links, err = decodeMap[engine.DeviceKey](bucketLinks, links, decodeLink); err != nil {
+				return err
+			}
+			st.Owned, err = decodeMap[engine.OwnedKey](bucketOwned, owned, decodeOwned)
+			return err
+		})
+		err = g.Wait()
+		if err != nil && !errors.Is(err, ErrCorrupt) {
+			return corruptError(s.path, err)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load state: %w", err)
+	}
+	return st, nil
+}
+
+// loadMeta reads the serial-guarded small values: Meta and the held plan.
+func loadMeta(tx *bolt.Tx, st *engine.State) error {
+	mb := tx.Bucket(bucketMeta)
+	if mb == nil {
+		return nil
+	}
+	if v := mb.Get(keyMeta); v != nil {
+		if err := json.Unmarshal(v, &st.Meta); err != nil {
+			return fmt.Errorf("meta: %w", err)
+		}
+	}
+	if v := mb.Get(keyHeldPlan); v != nil {
+		st.HeldPlan = new(engine.Plan)
+		if err := json.Unmarshal(v, st.HeldPlan); err != nil {
+			return fmt.Errorf("held plan: %w", err)
+		}
+	}
+	return nil
+}
+
+// group runs tasks in goroutines and reports the first error. Each
+// goroutine reads the memory map, so each recovers from faults on its own.
+type group struct {
+	s    *Store
+	wg   sync.WaitGroup
+	mu   sync.Mutex
+	errs []error
+}
+
+// Go runs task in a new goroutine.
+func (g *group) Go(task func() error) {
+	g.wg.Go(func() {
+		var err error
+		defer func() {
+			if err != nil {
+				g.mu.Lock()
+				g.errs = append(g.errs, err)
+				g.mu.Unlock()
+			}
+		}()
+		defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+		defer g.s.guard(&err)
+		err = task()
+	})
+}
+
+// Wait waits for the tasks and returns the first error. It may be called
+// more than once.
+func (g *group) Wait() error {
+	g.wg.Wait()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.errs) > 0 {
+		return g.errs[0]
+	}
+	return nil
+}
+
+// write is the prepared change to one bucket: keys to delete, then pairs to
+// put, each sorted by key. bbolt inserts into an in-memory node by shifting
+// a slice, so sorted puts are what keep a 150,000-record commit linear.
+type write struct {
+	bucket []byte
+	puts   []kv
+	dels   [][]byte
+}
+
+// apply performs the write in tx.
+func (w *write) apply(tx *bolt.Tx) error {
+	if len(w.puts) == 0 && len(w.dels) == 0 {
+		return nil
+	}
+	b := tx.Bucket(w.bucket)
+	if b == nil {
+		return fmt.Errorf("%w: bucket %s is missing", ErrCorrupt, w.bucket)
+	}
+	b.FillPercent = fillState
+	for _, k := range w.dels {
+		if err := b.Delete(k); err != nil {
+			return fmt.Errorf("delete %s %q: %w", w.bucket, k, err)
+		}
+	}
+	for _, e := range w.puts {
+		if err := b.Put(e.k, e.v); err != nil {
+			return fmt.Errorf("put %s %q: %w", w.bucket, e.k, err)
+		}
+	}
+	return nil
+}
+
+// checkKey refuses keys bbolt cannot store.
+func checkKey(bucket []byte, k []byte) error {
+	switch {
+	case len(k) == 0:
+		return fmt.Errorf("%s: empty key", bucket)
+	case len(k) > bolt.MaxKeySize:
+		return fmt.Errorf("%s: key of %d bytes is too long", bucket, len(k))
+	}
+	return nil
+}
+
+// arenaChunk is the size of the buffers encodePuts encodes into. Values
+// are sliced out of a chunk as they are written, so a chunk is never copied
+// to grow; a value larger than what is left starts a new chunk.
+const arenaChunk = 1 << 20
+
+// encodePuts encodes items into chunked buffers and returns their pairs
+// sorted by key; for equal keys the later item comes later, so it wins. The
+// engine hands over items in key order already; then the sort is skipped.
+func encodePuts[T any](bucket []byte, items []T, appendKey, appendVal func([]byte, *T) []byte) ([]kv, error) {
+	if len(items) == 0 {
+		return nil, nil
+	}
+	out := make([]kv, len(items))
+	var buf []byte
+	for i := range items {
+		if cap(buf)-len(buf) < 4096 {
+			buf = make([]byte, 0, arenaChunk)
+		}
+		ks := len(buf)
+		buf = appendKey(buf, &items[i])
+		ke := len(buf)
+		if err := checkKey(bucket, buf[ks:ke]); err != nil {
+			return nil, err
+		}
+		buf = appendVal(buf, &items[i])
+		out[i] = kv{buf[ks:ke:ke], buf[ke:len(buf):len(buf)]}
+	}
+	cmp := func(a, b kv) int { return bytes.Compare(a.k, b.k) }
+	if !slices.IsSortedFunc(out, cmp) {
+		slices.SortStableFunc(out, cmp)
+	}
+	return out, nil
+}
+
+// appendLower appends s lower-cased exactly as strings.ToLower would,
+// without allocating for ASCII.
+func appendLower(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return append(b, strings.ToLower(s)...)
+		}
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		b = append(b, c)
+	}
+	return b
+}
+
+// Keys, appended. Each equals the engine's key function (DeviceRecord.Key,
+// OwnedEntry.Key, the lower-cased UPN); TestKeysMatchTheEngine checks it.
+func recordKey(b []byte, r *engine.DeviceRecord) []byte {
+	b = appendLower(b, r.Mailbox)
+	b = append(b, '/')
+	return appendLower(b, r.DeviceID)
+}
+
+func ownedKey(b []byte, o *engine.OwnedEntry) []byte {
+	b = appendLower(b, o.Mailbox)
+	b = append(b, '|')
+	b = append(b, o.List...)
+	b = append(b, '|')
+	return appendLower(b, o.DeviceID)
+}
+
+func mailboxKey(b []byte, m *engine.Mailbox) []byte { return appendLower(b, m.UPN) }
+func mdmKey(b []byte, m *engine.MDMDevice) []byte   { return append(b, m.ID...) }
+func linkKey(b []byte, l *engine.Link) []byte       { return append(b, l.Device...) }
+
+// encodeDels returns the keys sorted.
+func encodeDels[K ~string](keys []K) [][]byte {
+	if len(keys) == 0 {
+		return nil
+	}
+	out := make([][]byte, 0, len(keys))
+	for _, k := range keys {
+		if k != "" {
+			out = append(out, []byte(k))
+		}
+	}
+	slices.SortFunc(out, bytes.Compare)
+	return out
+}
+
+// encodeJournalValues encodes entries into chunked buffers.
+func encodeJournalValues(entries []engine.JournalEntry) [][]byte {
+	if len(entries) == 0 {
+		return nil
+	}
+	out := make([][]byte, len(entries))
+	var buf []byte
+	for i := range entries {
+		if cap(buf)-len(buf) < 4096 {
+			buf = make([]byte, 0, min(arenaChunk, 512*(len(entries)-i)))
+		}
+		start := len(buf)
+		buf = appendJournal(buf, &entries[i])
+		out[i] = buf[start:len(buf):len(buf)]
+	}
+	return out
+}
+
+func encodeOwned(owned []engine.OwnedEntry, disowned []engine.OwnedKey) (write, error) {
+	puts, err := encodePuts(bucketOwned, owned, ownedKey, appendOwned)
+	return write{bucket: bucketOwned, puts: puts, dels: encodeDels(disowned)}, err
+}
+
+// preparedCommit is a Commit encoded outside the write transaction, so that
+// the transaction holds bbolt's writer lock only for the writes.
+type preparedCommit struct {
+	writes   []write
+	state    bool   // changes state: the serial moves
+	meta     []byte // nil: unchanged
+	setPlan  bool
+	plan     []byte // nil with setPlan: clear
+	run      []byte // JSON of c.Run, nil if none
+	journal  [][]byte
+	entries  []engine.JournalEntry
+	runID    string
+	runStart int64
+}
+
+func prepareCommit(c *engine.Commit) (*preparedCommit, error) {
+	p := &preparedCommit{entries: c.Journal}
+	var err error
+	if c.Meta != nil {
+		if p.meta, err = json.Marshal(c.Meta); err != nil {
+			return nil, fmt.Errorf("encode meta: %w", err)
+		}
+	}
+	if c.SetHeldPlan {
+		p.setPlan = true
+		if c.HeldPlan != nil {
+			if p.plan, err = json.Marshal(c.HeldPlan); err != nil {
+				return nil, fmt.Errorf("encode held plan: %w", err)
+			}
+		}
+	}
+	records, err := encodePuts(bucketRecords, c.PutRecords, recordKey, appendRecord)
+	if err != nil {
+		return nil, err
+	}
+	mdm, err := encodePuts(bucketMDM, c.PutMDM, mdmKey, appendMDM)
+	if err != nil {
+		return nil, err
+	}
+	mailboxes, err := encodePuts(bucketMailboxes, c.PutMailboxes, mailboxKey, appendMailbox)
+	if err != nil {
+		return nil, err
+	}
+	links, err := encodePuts(bucketLinks, c.PutLinks, linkKey, appendLink)
+	if err != nil {
+		return nil, err
+	}
+	owned, err := encodeOwned(c.PutOwned, c.DeleteOwned)
+	if err != nil {
+		return nil, err
+	}
+	p.writes = []write{
+		{bucket: bucketRecords, puts: records, dels: encodeDels(c.DeleteRecords)},
+		{bucket: bucketMDM, puts: mdm, dels: encodeDels(c.DeleteMDM)},
+		{bucket: bucketMailboxes, puts: mailboxes, dels: encodeDels(lowerAll(c.DeleteMailbox))},
+		{bucket: bucketLinks, puts: links, dels: encodeDels(c.DeleteLinks)},
+		owned,
+	}
+	p.state = c.Meta != nil || c.SetHeldPlan
+	for _, w := range p.writes {
+		p.state = p.state || len(w.puts) > 0 || len(w.dels) > 0
+	}
+	if c.Run != nil {
+		if c.Run.ID == "" {
+			return nil, errors.New("run has no id")
+		}
+		if p.run, err = json.Marshal(c.Run); err != nil {
+			return nil, fmt.Errorf("encode run %s: %w", c.Run.ID, err)
+		}
+		p.runID, p.runStart = c.Run.ID, runStart(c.Run)
+	}
+	p.journal = encodeJournalValues(c.Journal)
+	return p, nil
+}
+
+func lowerAll(ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = strings.ToLower(s)
+	}
+	return out
+}
+
+// Commit applies c atomically if the stored serial is c.Expect, and returns
+// the serial after it. A wrong serial fails with an error wrapping
+// engine.ErrStaleSerial and writes nothing. The serial moves (by one) only
+// when c changes state; a commit of only a run and journal entries leaves it.
+// Deletes apply before puts, so a key both deleted and put ends up put. The
+// run, if any, is saved and the journal appended in the same transaction,
+// which then prunes old runs and journal entries (see Options).
+func (s *Store) Commit(ctx context.Context, c *engine.Commit) (uint64, error) {
+	if c == nil {
+		return 0, fmt.Errorf("commit to store %s: nil commit", s.path)
+	}
+	if err := s.usable(true); err != nil {
+		return 0, err
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("commit to store %s: %w", s.path, err)
+	}
+	if c.Empty() {
+		cur, err := s.serial()
+		if err != nil {
+			return 0, fmt.Errorf("commit to store %s: %w", s.path, err)
+		}
+		if cur != c.Expect {
+			return 0, staleSerial(s.path, c.Expect, cur)
+		}
+		return cur, nil
+	}
+	p, err := prepareCommit(c)
+	if err != nil {
+		return 0, fmt.Errorf("commit to store %s: %w", s.path, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("commit to store %s: %w", s.path, err)
+	}
+	var serial uint64
+	var pruned PruneResult
+	err = s.update(func(tx *bolt.Tx) error {
+		cur, err := s.readSerial(tx)
+		if err != nil {
+			return err
+		}
+		if cur != c.Expect {
+			return staleSerial(s.path, c.Expect, cur)
+		}
+		mb := tx.Bucket(bucketMeta)
+		for i := range p.writes {
+			if err := p.writes[i].apply(tx); err != nil {
+				return err
+			}
+		}
+		if p.meta != nil {
+			if err := mb.Put(keyMeta, p.meta); err != nil {
+				return fmt.Errorf("put meta: %w", err)
+			}
+		}
+		if p.setPlan {
+			if p.plan == nil {
+				err = mb.Delete(keyHeldPlan)
+			} else {
+				err = mb.Put(keyHeldPlan, p.plan)
+			}
+			if err != nil {
+				return fmt.Errorf("save held plan: %w", err)
+			}
+		}
+		if p.state {
+			cur++
+			if err := mb.Put(keySerial, u64(cur)); err != nil {
+				return fmt.Errorf("put serial: %w", err)
+			}
+		}
+		if p.run != nil {
+			if err := putRun(tx, p.runStart, p.runID, p.run); err != nil {
+				return err
+			}
+		}
+		if _, err := putJournal(tx, p.journal, p.entries); err != nil {
+			return err
+		}
+		// Pruning is housekeeping: a damaged old entry must not stop the
+		// engine from saving state. Check and Prune report it.
+		if pruned, err = s.prune(tx); err != nil {
+			s.log.Warn("pruning the history failed", slog.Any(attrErr, err))
+			pruned = PruneResult{}
+		}
+		serial = cur
+		return nil
+	})
+	if err != nil {
+		if errors.Is(err, engine.ErrStaleSerial) {
+			return 0, err
+		}
+		return 0, fmt.Errorf("commit to store %s: %w", s.path, err)
+	}
+	if pruned.Runs > 0 || pruned.Journal > 0 {
+		s.log.Info("pruned history", slog.Int(attrRuns, pruned.Runs), slog.Int(attrJournal, pruned.Journal))
+	}
+	return serial, nil
+}
+
+func staleSerial(path string, expect, cur uint64) error {
+	return fmt.Errorf("commit to store %s: the commit expects serial %d but the store is at %d: %w",
+		path, expect, cur, engine.ErrStaleSerial)
+}
+
+// RecordChanges appends the journal entries, assigning each the next
+// sequence number, and puts and deletes owned list entries, all in one
+// durable (fsynced) transaction. It returns the entries with Seq set. It
+// does not move the serial: see the package documentation.
+func (s *Store) RecordChanges(ctx context.Context, entries []engine.JournalEntry, owned []engine.OwnedEntry, disowned []engine.OwnedKey) ([]engine.JournalEntry, error) {
+	if err := s.usable(true); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("record changes in store %s: %w", s.path, err)
+	}
+	if len(entries) == 0 && len(owned) == 0 && len(disowned) == 0 {
+		return []engine.JournalEntry{}, nil
+	}
+	vals := encodeJournalValues(entries)
+	w, err := encodeOwned(owned, disowned)
+	if err != nil {
+		return nil, fmt.Errorf("record changes in store %s: %w", s.path, err)
+	}
+	var out []engine.JournalEntry
+	err = s.update(func(tx *bolt.Tx) error {
+		var err error
+		if out, err = putJournal(tx, vals, entries); err != nil {
+			return err
+		}
+		return w.apply(tx)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("record changes in store %s: %w", s.path, err)
+	}
+	return out, nil
+}
+
+// putJournal appends encoded entries under the journal bucket's next
+// sequence numbers and returns copies of the entries with Seq set.
+func putJournal(tx *bolt.Tx, vals [][]byte, entries []engine.JournalEntry) ([]engine.JournalEntry, error) {
+	out := make([]engine.JournalEntry, len(entries))
+	if len(entries) == 0 {
+		return out, nil
+	}
+	b := tx.Bucket(bucketJournal)
+	if b == nil {
+		return nil, fmt.Errorf("%w: bucket %s is missing", ErrCorrupt, bucketJournal)
+	}
+	b.FillPercent = fillAppend
+	for i := range entries {
+		seq, err := b.NextSequence()
+		if err != nil {
+			return nil, fmt.Errorf("next journal sequence: %w", err)
+		}
+		if err := b.Put(u64(seq), vals[i]); err != nil {
+			return nil, fmt.Errorf("append journal entry %d: %w", seq, err)
+		}
+		out[i] = entries[i]
+		out[i].Seq = seq
+	}
+	return out, nil
+}
