@@ -27,6 +27,126 @@ type API interface {
 	// A slow reader loses events rather than slowing the engine; every event
 	// carries enough to redraw from.
 	Subscribe(ctx context.Context) (<-chan Event, error)
+
+	// RunDetail returns a run with the journal entries it wrote and, while
+	// the brake holds it, its plan.
+	RunDetail(ctx context.Context, id string) (*RunDetail, error)
+	// Candidates returns the MDM records of a device's user that could be
+	// linked to it, best first; the planner's suggestion is marked.
+	Candidates(ctx context.Context, device DeviceKey) ([]Candidate, error)
+	// Logs returns up to limit recent log lines of the engine, oldest first.
+	Logs(ctx context.Context, limit int) ([]LogEntry, error)
+
+	// Link merges an EAS record with an MDM record by hand and reconciles
+	// the device at once.
+	Link(ctx context.Context, req LinkRequest) error
+	// Unlink removes a manual link and reconciles the device at once.
+	Unlink(ctx context.Context, req DeviceRequest) error
+	// Resend sends the enrollment notification for each device now,
+	// whatever its resend schedule says.
+	Resend(ctx context.Context, req ResendRequest) ([]NotifyResult, error)
+	// Preview renders the notification a device's user would get.
+	Preview(ctx context.Context, device DeviceKey) (*MailPreview, error)
+	// Override allows or blocks a device by hand, until Until (zero: until
+	// cleared); AccessNone clears an override. It is applied at once and
+	// beats the policy until it expires.
+	Override(ctx context.Context, req OverrideRequest) error
+	// RemovePartnership removes the device's partnership from Exchange
+	// (Remove-MobileDevice).
+	RemovePartnership(ctx context.Context, req DeviceRequest) error
+	// Wipe asks Exchange to wipe the device (Clear-MobileDevice), or only
+	// the mail account on it.
+	Wipe(ctx context.Context, req WipeRequest) error
+	// Statistics reads Exchange's statistics of one partnership, live.
+	Statistics(ctx context.Context, device DeviceKey) (*DeviceStatistics, error)
+	// Approve applies exactly the plan the brake holds, if the store has not
+	// moved on since it was computed (else ErrStalePlan).
+	Approve(ctx context.Context, req PlanRequest) (*RunReport, error)
+	// Discard drops the held plan.
+	Discard(ctx context.Context, req PlanRequest) error
+	// Cancel stops the running sync: no new change starts, changes in
+	// flight finish or fail, and the run is recorded as failed.
+	Cancel(ctx context.Context, actor string) error
+}
+
+// RunDetail is a run with what it did.
+type RunDetail struct {
+	Run     Run            `json:"run"`
+	Journal []JournalEntry `json:"journal"`
+	// Plan is set while the run's plan is held by the brake.
+	Plan *Plan `json:"plan,omitempty"`
+}
+
+// Candidate is an MDM record that may be a device's Intune record.
+type Candidate struct {
+	MDM       MDMDevice `json:"mdm"`
+	Suggested bool      `json:"suggested"`
+	Why       string    `json:"why"`
+}
+
+// LogEntry is one log line.
+type LogEntry struct {
+	Time    time.Time `json:"time"`
+	Level   string    `json:"level"`
+	Message string    `json:"message"`
+	Attrs   string    `json:"attrs"` // key=value pairs, as the text handler writes them
+}
+
+// LinkRequest asks to link a device to an MDM record.
+type LinkRequest struct {
+	Device DeviceKey `json:"device"`
+	MDMID  string    `json:"mdm_id"`
+	Actor  string    `json:"actor"`
+}
+
+// DeviceRequest names a device an admin acts on.
+type DeviceRequest struct {
+	Device DeviceKey `json:"device"`
+	Actor  string    `json:"actor"`
+}
+
+// ResendRequest names devices whose users get the notification again.
+type ResendRequest struct {
+	Devices []DeviceKey `json:"devices"`
+	Actor   string      `json:"actor"`
+}
+
+// NotifyResult is the outcome of one notification.
+type NotifyResult struct {
+	Device DeviceKey `json:"device"`
+	To     string    `json:"to"`
+	OK     bool      `json:"ok"`
+	Error  string    `json:"error,omitempty"`
+}
+
+// MailPreview is a rendered notification.
+type MailPreview struct {
+	To      string `json:"to"`
+	Subject string `json:"subject"`
+	Text    string `json:"text"`
+	HTML    string `json:"html"`
+}
+
+// OverrideRequest allows or blocks a device by hand.
+type OverrideRequest struct {
+	Device DeviceKey `json:"device"`
+	Access Access    `json:"access"` // allow | block | none (clear)
+	Until  time.Time `json:"until"`  // zero: no expiry
+	Note   string    `json:"note"`
+	Actor  string    `json:"actor"`
+}
+
+// WipeRequest asks for a remote wipe.
+type WipeRequest struct {
+	Device      DeviceKey `json:"device"`
+	AccountOnly bool      `json:"account_only"`
+	Actor       string    `json:"actor"`
+}
+
+// PlanRequest names the held plan an admin approves or discards.
+type PlanRequest struct {
+	PlanID string `json:"plan_id"`
+	Actor  string `json:"actor"`
 }
 
 // DeviceFilter names a subset of device records.
@@ -93,6 +213,9 @@ type SyncRequest struct {
 	Approve bool `json:"approve"`
 	// Actor is who asked: "easgate" for the scheduler, else the OS user.
 	Actor string `json:"actor"`
+	// PlanID, when set, applies the held plan with this ID instead of
+	// observing and planning afresh (Approve sets it).
+	PlanID string `json:"plan_id,omitempty"`
 }
 
 // RunReport is a finished run with the plan it computed.

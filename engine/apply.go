@@ -68,7 +68,7 @@ func (e *Engine) notify(ctx context.Context, rc *run, ns []Notification, prev ma
 			now := e.now()
 			st := prev[n.Device].Notify
 			st.LastTried = now
-			j := JournalEntry{Time: now, RunID: rc.r.ID, Kind: JournalNotify, Device: n.Device, Actor: "easgate", OK: err == nil}
+			j := JournalEntry{Time: now, RunID: rc.r.ID, Kind: JournalNotify, Device: n.Device, Actor: rc.actor, OK: err == nil}
 			if err != nil {
 				st.LastError = err.Error()
 				j.Error = err.Error()
@@ -171,7 +171,7 @@ func (e *Engine) applyBatch(ctx context.Context, rc *run, batch []Change, res *a
 	var owned []OwnedEntry
 	for i, c := range batch {
 		begin[i] = JournalEntry{Time: now, RunID: rc.r.ID, Kind: JournalChange, Stage: StageBegin,
-			Device: KeyOf(c.Mailbox, c.DeviceID), Change: ptr(c), Actor: "easgate", Message: c.Reason}
+			Device: KeyOf(c.Mailbox, c.DeviceID), Change: ptr(c), Actor: rc.actor, Message: c.Reason}
 		if c.Op == OpAdd {
 			owned = append(owned, OwnedEntry{Mailbox: c.Mailbox, DeviceID: c.DeviceID, List: c.List, Added: now, RunID: rc.r.ID})
 		}
@@ -195,8 +195,10 @@ func (e *Engine) applyBatch(ctx context.Context, rc *run, batch []Change, res *a
 	var disowned []OwnedKey
 	done := e.now()
 	for i, r := range results {
+		c := r.Change
+		c.Reason = "" // the begin entry has it; the journal is the store's largest bucket
 		end[i] = JournalEntry{Time: done, RunID: rc.r.ID, Kind: JournalChange, Stage: StageEnd,
-			Device: KeyOf(r.Mailbox, r.DeviceID), Change: ptr(r.Change), OK: r.OK, Error: r.Error, Actor: "easgate",
+			Device: KeyOf(r.Mailbox, r.DeviceID), Change: &c, OK: r.OK, Error: r.Error, Actor: rc.actor,
 			Message: fmt.Sprintf("%s %s %s list: %s", r.Op, r.DeviceID, r.List, okWord(r.OK))}
 		switch {
 		case r.OK && r.Op == OpRemove:
@@ -302,12 +304,16 @@ func (e *Engine) tally(res *applied, results []ChangeResult, owned []OwnedEntry,
 // while the run went on).
 func (e *Engine) nextState(base *State, w *World, out *PlanOutput, res *applied, started time.Time, kind RunKind) *State {
 	next := &State{
-		Serial:   base.Serial,
-		Meta:     base.Meta,
-		MDM:      w.MDM,
-		Links:    maps.Clone(base.Links),
-		Owned:    maps.Clone(base.Owned),
-		HeldPlan: base.HeldPlan,
+		Serial:    base.Serial,
+		Meta:      base.Meta,
+		MDM:       w.MDM,
+		Links:     maps.Clone(base.Links),
+		Owned:     maps.Clone(base.Owned),
+		Overrides: maps.Clone(base.Overrides),
+		HeldPlan:  base.HeldPlan,
+	}
+	for _, k := range out.Expired {
+		delete(next.Overrides, k)
 	}
 	for _, l := range out.NewLinks {
 		if _, taken := next.Links[l.Device]; !taken {

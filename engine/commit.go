@@ -14,12 +14,17 @@ func (e *Engine) commitRun(ctx context.Context, rc *run, p *pending) error {
 	cur := e.current()
 	r := rc.r
 	next := e.nextState(cur, p.world, p.out, p.applied, r.Started, r.Kind)
+	if p.approved {
+		next.Meta = cur.Meta // nothing was observed: the watermarks stay
+		next.HeldPlan = nil
+	}
 	switch {
 	case p.held != nil:
 		// The held plan is current as long as nothing is committed after
 		// the commit that stores it.
 		p.held.Serial = cur.Serial + 1
 		next.HeldPlan = p.held
+	case p.approved:
 	case r.Status == StatusSucceeded && r.Kind == RunFull:
 		next.HeldPlan = nil // a full run that applied its own plan supersedes a held one
 	}
@@ -101,6 +106,16 @@ func diff(cur, next *State) *Commit {
 	for _, k := range sortedKeys(cur.Owned) {
 		if _, ok := next.Owned[k]; !ok {
 			c.DeleteOwned = append(c.DeleteOwned, k)
+		}
+	}
+	for _, k := range sortedKeys(next.Overrides) {
+		if old, ok := cur.Overrides[k]; !ok || old != next.Overrides[k] {
+			c.PutOverrides = append(c.PutOverrides, next.Overrides[k])
+		}
+	}
+	for _, k := range sortedKeys(cur.Overrides) {
+		if _, ok := next.Overrides[k]; !ok {
+			c.DeleteOverrides = append(c.DeleteOverrides, k)
 		}
 	}
 	if cur.HeldPlan != next.HeldPlan {

@@ -30,7 +30,10 @@ type Options struct {
 	// ReadOnly refuses every action that changes Exchange or the store.
 	ReadOnly bool
 	Logger   *slog.Logger
-	Clock    Clock
+	// LogRing, if set, keeps recent log lines for the console's log view;
+	// Logger should write to it too.
+	LogRing *LogRing
+	Clock   Clock
 }
 
 // Deps are the adapters the engine drives.
@@ -38,7 +41,8 @@ type Deps struct {
 	Exchange       ExchangeReader
 	ExchangeWriter ExchangeWriter
 	Intune         IntuneReader
-	Mailer         Mailer // nil: notifications are planned but not sent
+	ExchangeAdmin  ExchangeAdmin // nil: remove, wipe and org default management are unavailable
+	Mailer         Mailer        // nil: notifications are planned but not sent
 	Store          Store
 }
 
@@ -63,6 +67,8 @@ type Engine struct {
 	nextFull time.Time
 	nextQ    time.Time
 	runSeq   int
+
+	cancelRun context.CancelCauseFunc // cancels the running sync
 
 	done   chan struct{}
 	cancel context.CancelFunc
@@ -228,7 +234,7 @@ func (e *Engine) Sync(ctx context.Context, req SyncRequest) (*RunReport, error) 
 	}
 	var call *syncCall
 	for _, c := range e.queue {
-		if c.req.Kind == req.Kind && c.req.DryRun == req.DryRun && c.req.Approve == req.Approve {
+		if c.req.Kind == req.Kind && c.req.DryRun == req.DryRun && c.req.Approve == req.Approve && c.req.PlanID == req.PlanID {
 			call = c
 			break
 		}
@@ -266,7 +272,19 @@ func (e *Engine) worker() {
 		call := e.queue[0]
 		e.queue = e.queue[1:]
 		e.mu.Unlock()
-		call.report, call.err = e.execute(e.runCtx, call.req)
+		ctx, cancel := context.WithCancelCause(e.runCtx)
+		e.mu.Lock()
+		e.cancelRun = cancel
+		e.mu.Unlock()
+		if call.req.PlanID != "" {
+			call.report, call.err = e.executeApproved(ctx, call.req)
+		} else {
+			call.report, call.err = e.execute(ctx, call.req)
+		}
+		cancel(nil)
+		e.mu.Lock()
+		e.cancelRun = nil
+		e.mu.Unlock()
 		close(call.done)
 		if e.runCtx.Err() != nil {
 			return

@@ -39,6 +39,11 @@ type PlanInput struct {
 	// PrevMDMCount is how many MDM records the last complete Intune
 	// inventory held.
 	PrevMDMCount int
+	// Overrides are admins' allows and blocks by hand.
+	Overrides map[DeviceKey]Override
+	// Devices, when set, restricts the plan to these devices: an admin's
+	// action reconciles one device, without orphan clean-up or the brake.
+	Devices []DeviceKey
 }
 
 // PlanOutput is the plan and the device records it was computed with.
@@ -50,7 +55,9 @@ type PlanOutput struct {
 	NewLinks []Link
 	// Disowned are ownership records whose list entry is gone from Exchange.
 	Disowned []OwnedKey
-	InScope  int
+	// Expired are overrides whose time is up.
+	Expired []DeviceKey
+	InScope int
 }
 
 // intuneWipeMin is how many MDM records the last snapshot must have held for
@@ -63,11 +70,27 @@ func BuildPlan(in PlanInput) *PlanOutput {
 	w := in.World
 	p := &planner{in: in, w: w, out: &PlanOutput{Records: make(map[DeviceKey]DeviceRecord, len(w.EAS))}}
 	p.index()
-	keys := make([]DeviceKey, 0, len(w.EAS))
-	for k := range w.EAS {
-		keys = append(keys, k)
+	var keys []DeviceKey
+	if in.Devices != nil {
+		for _, k := range in.Devices {
+			if _, ok := w.EAS[k]; ok {
+				keys = append(keys, k)
+			}
+		}
+	} else {
+		keys = make([]DeviceKey, 0, len(w.EAS))
+		for k := range w.EAS {
+			keys = append(keys, k)
+		}
 	}
 	slices.Sort(keys)
+	keys = slices.Compact(keys)
+	for k, o := range in.Overrides {
+		if !o.Active(in.Now) {
+			p.out.Expired = append(p.out.Expired, k)
+		}
+	}
+	slices.Sort(p.out.Expired)
 	plan := &Plan{Serial: in.Serial, Kind: in.Kind, Computed: in.Now}
 	for _, k := range keys {
 		d := w.EAS[k]
@@ -76,7 +99,9 @@ func BuildPlan(in PlanInput) *PlanOutput {
 		p.notify(plan, &rec)
 		p.out.Records[k] = rec
 	}
-	p.orphans(plan)
+	if in.Devices == nil {
+		p.orphans(plan)
+	}
 	p.finish(plan)
 	p.out.Plan = plan
 	return p.out
@@ -319,6 +344,17 @@ func mdmFamily(m *MDMDevice) string {
 // decide applies the policy to one merged record.
 func (p *planner) decide(rec *DeviceRecord, mb *Mailbox, mdm *MDMDevice) Decision {
 	pol := &p.in.Policy
+	if o, ok := p.in.Overrides[rec.Key()]; ok && o.Active(p.in.Now) && (o.Access == AccessAllow || o.Access == AccessBlock) {
+		until := "until cleared"
+		if !o.Until.IsZero() {
+			until = "until " + o.Until.UTC().Format(time.RFC3339)
+		}
+		why := fmt.Sprintf("%s by hand by %s, %s", verbPast(o.Access), o.By, until)
+		if o.Note != "" {
+			why += ": " + o.Note
+		}
+		return Decision{Access: o.Access, Code: ReasonAdminOverride, Reason: why}
+	}
 	if ok, why := p.scope(mb); !ok {
 		return Decision{Access: AccessNone, Exempt: true, Code: ReasonOutOfScope, Reason: why + "; easgate leaves the device to Exchange"}
 	}
@@ -441,6 +477,13 @@ func (p *planner) changes(plan *Plan, rec *DeviceRecord) {
 	}
 }
 
+func verbPast(a Access) string {
+	if a == AccessAllow {
+		return "allowed"
+	}
+	return "blocked"
+}
+
 func verb(a Access) string {
 	switch a {
 	case AccessAllow:
@@ -506,15 +549,20 @@ func (p *planner) notify(plan *Plan, rec *DeviceRecord) {
 	default:
 		return
 	}
+	plan.Notifications = append(plan.Notifications, notificationFor(rec, resend))
+}
+
+// notificationFor is the enrollment mail about one device.
+func notificationFor(rec *DeviceRecord, resend bool) Notification {
 	to := rec.PrimarySMTP
 	if to == "" {
 		to = rec.Mailbox
 	}
-	plan.Notifications = append(plan.Notifications, Notification{
+	return Notification{
 		Device: rec.Key(), Mailbox: rec.Mailbox, To: to, DeviceID: rec.DeviceID,
 		DeviceType: rec.DeviceType, DeviceModel: rec.DeviceModel, DeviceOS: rec.DeviceOS, UserAgent: rec.UserAgent,
 		FirstSync: rec.FirstSync, Access: rec.Decision.Access, Reason: rec.Decision.Reason, Resend: resend,
-	})
+	}
 }
 
 // finish predicts Exchange's access after the plan, counts, and sets the brake.
@@ -562,6 +610,8 @@ func (p *planner) finish(plan *Plan) {
 	newBlocks := plan.NewBlocks()
 	limit := p.in.Policy.Safety.Limit(p.out.InScope)
 	switch {
+	case p.in.Devices != nil:
+		// An admin's action on named devices is not braked.
 	case len(p.w.MDM) == 0 && p.in.PrevMDMCount >= intuneWipeMin && newBlocks > 0:
 		plan.Brake = &Brake{NewBlocks: newBlocks, Limit: limit,
 			Reason: fmt.Sprintf("Intune returned no devices where the last inventory had %d", p.in.PrevMDMCount)}

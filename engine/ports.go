@@ -24,6 +24,41 @@ type ExchangeWriter interface {
 	ApplyChanges(ctx context.Context, changes []Change) ([]ChangeResult, error)
 }
 
+// ExchangeAdmin performs the one-off Exchange operations an admin asks for
+// and the optional policy features need.
+type ExchangeAdmin interface {
+	// RemoveDevice removes a partnership (Remove-MobileDevice).
+	RemoveDevice(ctx context.Context, mailbox, deviceID string) error
+	// WipeDevice requests a remote wipe (Clear-MobileDevice), of the whole
+	// device or only the mail account.
+	WipeDevice(ctx context.Context, mailbox, deviceID string, accountOnly bool) error
+	// SetOrgDefault sets the organisation's DefaultAccessLevel
+	// (Allow | Block | Quarantine).
+	SetOrgDefault(ctx context.Context, level string) error
+	// SetDeviceRule creates a device access rule or changes its access level.
+	SetDeviceRule(ctx context.Context, rule DeviceAccessRule) error
+	// RemoveDeviceRule removes a device access rule.
+	RemoveDeviceRule(ctx context.Context, rule DeviceAccessRule) error
+	// DeviceStatistics reads Get-MobileDeviceStatistics of one partnership.
+	DeviceStatistics(ctx context.Context, mailbox, deviceID string) (*DeviceStatistics, error)
+}
+
+// DeviceStatistics is what Get-MobileDeviceStatistics reports of one
+// partnership; Fields keeps every property as text.
+type DeviceStatistics struct {
+	LastSuccessSync  time.Time         `json:"last_success_sync"`
+	LastPolicyUpdate time.Time         `json:"last_policy_update"`
+	Status           string            `json:"status"`
+	WipeStatus       string            `json:"wipe_status"`
+	Fields           map[string]string `json:"fields"`
+}
+
+// Previewer renders a notification without sending it; a Mailer may
+// implement it.
+type Previewer interface {
+	Preview(n Notification) (MailPreview, error)
+}
+
 // MDMQuery says how much of Intune to read. A zero Since reads every managed
 // device; otherwise only devices that synced or enrolled since then.
 type MDMQuery struct {

@@ -73,6 +73,7 @@ type Run struct {
 	ID       string        `json:"id"`
 	Kind     RunKind       `json:"kind"`
 	Trigger  Trigger       `json:"trigger"`
+	Actor    string        `json:"actor,omitempty"` // who asked for it; "easgate" for the schedule
 	Status   RunStatus     `json:"status"`
 	Started  time.Time     `json:"started"`
 	Finished time.Time     `json:"finished"`

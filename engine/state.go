@@ -37,7 +37,24 @@ type State struct {
 	MDM       map[string]MDMDevice       `json:"mdm"` // by Intune device ID
 	Links     map[DeviceKey]Link         `json:"links"`
 	Owned     map[OwnedKey]OwnedEntry    `json:"owned"`
+	Overrides map[DeviceKey]Override     `json:"overrides"`
 	HeldPlan  *Plan                      `json:"held_plan,omitempty"`
+}
+
+// Override is an admin's allow or block of one device by hand; it beats the
+// policy until it expires.
+type Override struct {
+	Device  DeviceKey `json:"device"`
+	Access  Access    `json:"access"` // allow | block
+	Until   time.Time `json:"until"`  // zero: until cleared
+	Note    string    `json:"note"`
+	By      string    `json:"by"`
+	Created time.Time `json:"created"`
+}
+
+// Active reports whether the override still holds at now.
+func (o Override) Active(now time.Time) bool {
+	return o.Until.IsZero() || now.Before(o.Until)
 }
 
 // NewState returns an empty state.
@@ -48,6 +65,7 @@ func NewState() *State {
 		MDM:       map[string]MDMDevice{},
 		Links:     map[DeviceKey]Link{},
 		Owned:     map[OwnedKey]OwnedEntry{},
+		Overrides: map[DeviceKey]Override{},
 	}
 }
 
@@ -58,16 +76,18 @@ type Commit struct {
 
 	Meta *Meta // nil: unchanged
 
-	PutRecords    []DeviceRecord
-	DeleteRecords []DeviceKey
-	PutMDM        []MDMDevice
-	DeleteMDM     []string
-	PutMailboxes  []Mailbox
-	DeleteMailbox []string // lower-cased UPNs
-	PutLinks      []Link
-	DeleteLinks   []DeviceKey
-	PutOwned      []OwnedEntry
-	DeleteOwned   []OwnedKey
+	PutRecords      []DeviceRecord
+	DeleteRecords   []DeviceKey
+	PutMDM          []MDMDevice
+	DeleteMDM       []string
+	PutMailboxes    []Mailbox
+	DeleteMailbox   []string // lower-cased UPNs
+	PutLinks        []Link
+	DeleteLinks     []DeviceKey
+	PutOwned        []OwnedEntry
+	DeleteOwned     []OwnedKey
+	PutOverrides    []Override
+	DeleteOverrides []DeviceKey
 
 	// SetHeldPlan replaces the held plan with HeldPlan (nil clears it).
 	SetHeldPlan bool
@@ -84,6 +104,7 @@ func (c *Commit) Empty() bool {
 	return c.Meta == nil && len(c.PutRecords) == 0 && len(c.DeleteRecords) == 0 &&
 		len(c.PutMDM) == 0 && len(c.DeleteMDM) == 0 && len(c.PutMailboxes) == 0 &&
 		len(c.DeleteMailbox) == 0 && len(c.PutLinks) == 0 && len(c.DeleteLinks) == 0 &&
-		len(c.PutOwned) == 0 && len(c.DeleteOwned) == 0 && !c.SetHeldPlan && c.Run == nil &&
+		len(c.PutOwned) == 0 && len(c.DeleteOwned) == 0 && len(c.PutOverrides) == 0 && len(c.DeleteOverrides) == 0 &&
+		!c.SetHeldPlan && c.Run == nil &&
 		len(c.Journal) == 0
 }

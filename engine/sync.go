@@ -13,12 +13,14 @@ import (
 
 // run is the bookkeeping of one sync in progress.
 type run struct {
-	e    *Engine
-	r    *Run
-	log  *slog.Logger
-	mu   sync.Mutex // guards r while phases run concurrently
-	jmin uint64
-	jmax uint64
+	e     *Engine
+	r     *Run
+	actor string // who the journal says acted
+	quiet bool   // an admin action: no progress events
+	log   *slog.Logger
+	mu    sync.Mutex // guards r while phases run concurrently
+	jmin  uint64
+	jmax  uint64
 }
 
 func (rc *run) phase(name string, start time.Time, err error) {
@@ -50,6 +52,9 @@ func (rc *run) journaled(entries []JournalEntry) {
 
 // progress publishes where the run is.
 func (rc *run) progress(phase string, done, total int) {
+	if rc.quiet {
+		return
+	}
 	e := rc.e
 	rc.mu.Lock()
 	p := &Progress{Run: *rc.r, Phase: phase, Done: done, Total: total}
@@ -69,8 +74,8 @@ func (rc *run) progress(phase string, done, total int) {
 func (e *Engine) execute(ctx context.Context, req SyncRequest) (*RunReport, error) {
 	start := e.now()
 	st := e.current()
-	r := &Run{ID: e.newRunID(start), Kind: req.Kind, Trigger: req.Trigger, Status: StatusRunning, Started: start}
-	rc := &run{e: e, r: r, log: e.log.With("run", r.ID, "kind", string(r.Kind), "trigger", string(r.Trigger))}
+	r := &Run{ID: e.newRunID(start), Kind: req.Kind, Trigger: req.Trigger, Actor: req.Actor, Status: StatusRunning, Started: start}
+	rc := &run{e: e, r: r, actor: "easgate", log: e.log.With("run", r.ID, "kind", string(r.Kind), "trigger", string(r.Trigger))}
 	if req.Kind == RunQuick && st.Meta.LastFull.IsZero() {
 		r.Kind = RunFull
 		rc.problem("no complete full sync yet: ran a full sync instead of a quick one")
@@ -88,7 +93,7 @@ func (e *Engine) execute(ctx context.Context, req SyncRequest) (*RunReport, erro
 	rc.progress(PhasePlan, 0, 0)
 	out := BuildPlan(PlanInput{
 		Now: start, Serial: st.Serial, Kind: r.Kind, Policy: e.opt.Policy, World: w,
-		Links: st.Links, Owned: st.Owned, Prev: st.Records, PrevMDMCount: st.Meta.MDMCount,
+		Links: st.Links, Owned: st.Owned, Prev: st.Records, PrevMDMCount: st.Meta.MDMCount, Overrides: st.Overrides,
 	})
 	plan := out.Plan
 	plan.ID = r.ID
@@ -126,10 +131,11 @@ func ptr[T any](v T) *T { return &v }
 
 // pending is a run's result waiting to be committed.
 type pending struct {
-	world   *World
-	out     *PlanOutput
-	applied *applied // nil when nothing was applied
-	held    *Plan    // the plan the brake holds
+	world    *World
+	out      *PlanOutput
+	applied  *applied // nil when nothing was applied
+	held     *Plan    // the plan the brake holds
+	approved bool     // the held plan was applied: nothing was observed
 }
 
 // observe reads both sides concurrently and builds the world.

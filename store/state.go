@@ -133,7 +133,36 @@ func loadMeta(tx *bolt.Tx, st *engine.State) error {
 			return fmt.Errorf("held plan: %w", err)
 		}
 	}
+	st.Overrides = map[engine.DeviceKey]engine.Override{}
+	c := mb.Cursor()
+	for k, v := c.Seek(prefixOverride); k != nil && bytes.HasPrefix(k, prefixOverride); k, v = c.Next() {
+		var o engine.Override
+		if err := json.Unmarshal(v, &o); err != nil {
+			return fmt.Errorf("override %s: %w", k[len(prefixOverride):], err)
+		}
+		st.Overrides[o.Device] = o
+	}
 	return nil
+}
+
+// encodeOverrides turns override puts and deletes into a write to meta.
+func encodeOverrides(puts []engine.Override, dels []engine.DeviceKey) (write, error) {
+	w := write{bucket: bucketMeta}
+	for _, o := range puts {
+		v, err := json.Marshal(o)
+		if err != nil {
+			return w, fmt.Errorf("encode override %s: %w", o.Device, err)
+		}
+		w.puts = append(w.puts, kv{k: overrideKey(o.Device), v: v})
+	}
+	for _, k := range dels {
+		w.dels = append(w.dels, overrideKey(k))
+	}
+	return w, nil
+}
+
+func overrideKey(k engine.DeviceKey) []byte {
+	return append(slices.Clone(prefixOverride), k...)
 }
 
 // group runs tasks in goroutines and reports the first error. Each
@@ -378,7 +407,12 @@ func prepareCommit(c *engine.Commit) (*preparedCommit, error) {
 	if err != nil {
 		return nil, err
 	}
+	overrides, err := encodeOverrides(c.PutOverrides, c.DeleteOverrides)
+	if err != nil {
+		return nil, err
+	}
 	p.writes = []write{
+		overrides,
 		{bucket: bucketRecords, puts: records, dels: encodeDels(c.DeleteRecords)},
 		{bucket: bucketMDM, puts: mdm, dels: encodeDels(c.DeleteMDM)},
 		{bucket: bucketMailboxes, puts: mailboxes, dels: encodeDels(lowerAll(c.DeleteMailbox))},

@@ -115,7 +115,10 @@ var (
 	keySerial   = []byte("serial")    // uint64, big-endian
 	keyMeta     = []byte("meta")      // engine.Meta, JSON
 	keyHeldPlan = []byte("held_plan") // engine.Plan, JSON; absent when none is held
-	keyCreated  = []byte("created")   // RFC 3339, when the store was created
+	// prefixOverride + DeviceKey holds an engine.Override, JSON: an admin's
+	// allows and blocks by hand are few, so they live in meta.
+	prefixOverride = []byte("override/")
+	keyCreated     = []byte("created") // RFC 3339, when the store was created
 )
 
 // Fill percentages. bbolt splits a page when it is this full; its default

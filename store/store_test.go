@@ -33,11 +33,13 @@ func fullCommit(t testing.TB, expect uint64) *engine.Commit {
 	plan := filled[engine.Plan](t, 7)
 	run := filled[engine.Run](t, 8)
 	j := filled[engine.JournalEntry](t, 9)
+	ov := filled[engine.Override](t, 10)
 	return &engine.Commit{
 		Expect: expect, Meta: &meta,
 		PutRecords: []engine.DeviceRecord{rec}, PutMDM: []engine.MDMDevice{mdm},
 		PutMailboxes: []engine.Mailbox{mb}, PutLinks: []engine.Link{link}, PutOwned: []engine.OwnedEntry{own},
-		SetHeldPlan: true, HeldPlan: &plan, Run: &run, Journal: []engine.JournalEntry{j},
+		PutOverrides: []engine.Override{ov},
+		SetHeldPlan:  true, HeldPlan: &plan, Run: &run, Journal: []engine.JournalEntry{j},
 	}
 }
 
@@ -62,6 +64,9 @@ func wantState(c *engine.Commit, serial uint64) *engine.State {
 	for _, o := range c.PutOwned {
 		st.Owned[o.Key()] = o
 	}
+	for _, o := range c.PutOverrides {
+		st.Overrides[o.Device] = o
+	}
 	return st
 }
 
@@ -83,6 +88,7 @@ func equalState(t testing.TB, got, want *engine.State) {
 		{"mailboxes", got.Mailboxes, want.Mailboxes},
 		{"links", got.Links, want.Links},
 		{"owned", got.Owned, want.Owned},
+		{"overrides", jsonOf(t, got.Overrides), jsonOf(t, want.Overrides)},
 		{"meta", jsonOf(t, got.Meta), jsonOf(t, want.Meta)},
 		{"held plan", jsonOf(t, got.HeldPlan), jsonOf(t, want.HeldPlan)},
 	} {
@@ -125,12 +131,13 @@ func TestRoundTripEveryBucket(t *testing.T) {
 	c2 := &engine.Commit{Expect: 1,
 		DeleteRecords: []engine.DeviceKey{c.PutRecords[0].Key()}, DeleteMDM: []string{c.PutMDM[0].ID},
 		DeleteMailbox: []string{"anna.berg@contoso.com"}, DeleteLinks: []engine.DeviceKey{c.PutLinks[0].Device},
-		DeleteOwned: []engine.OwnedKey{c.PutOwned[0].Key()}, SetHeldPlan: true}
+		DeleteOwned: []engine.OwnedKey{c.PutOwned[0].Key()}, DeleteOverrides: []engine.DeviceKey{c.PutOverrides[0].Device},
+		SetHeldPlan: true}
 	if serial := mustCommit(t, s, c2); serial != 2 {
 		t.Fatalf("serial %d, want 2", serial)
 	}
 	st := mustLoad(t, s)
-	if len(st.Records)+len(st.MDM)+len(st.Mailboxes)+len(st.Links)+len(st.Owned) != 0 || st.HeldPlan != nil {
+	if len(st.Records)+len(st.MDM)+len(st.Mailboxes)+len(st.Links)+len(st.Owned)+len(st.Overrides) != 0 || st.HeldPlan != nil {
 		t.Errorf("after deletes: %+v", st)
 	}
 	if jsonOf(t, st.Meta) != jsonOf(t, *c.Meta) {

@@ -26,6 +26,9 @@ func at(d time.Duration) time.Time { return fixedNow.Add(d) }
 // the console's edge, faked for its unit tests only. Sync records the
 // request, emits the events a run emits and adds the run to the history.
 type fakeAPI struct {
+	// API supplies the admin actions this skeleton's console does not call
+	// yet; calling one panics, which would fail the test.
+	engine.API
 	mu       sync.Mutex
 	status   engine.Status
 	devices  []engine.DeviceRecord

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"easgate/config"
 	"easgate/engine"
 	"easgate/engine/exchange"
@@ -57,6 +59,8 @@ type logOptions struct {
 	w      io.Writer // used when file is ""
 	level  string
 	format string // text | json
+	// ring, if set, also keeps the recent lines for the console's log view.
+	ring *engine.LogRing
 }
 
 // openLogger returns a logger writing to the log file (or w).
@@ -77,6 +81,9 @@ func openLogger(o logOptions) (*slog.Logger, func() error, error) {
 	var h slog.Handler = slog.NewTextHandler(w, hopts)
 	if o.format == "json" {
 		h = slog.NewJSONHandler(w, hopts)
+	}
+	if o.ring != nil {
+		h = slog.NewMultiHandler(h, o.ring)
 	}
 	return slog.New(h), closeFn, nil
 }
@@ -181,7 +188,13 @@ func open(ctx context.Context, g *globals, stderr io.Writer, mode openMode) (*ap
 	if err != nil {
 		return nil, err
 	}
-	return openWith(ctx, cfg, logOptions{file: cfg.Resolve(cfg.Log.File), level: cfg.Log.Level}, mode)
+	return openWith(ctx, cfg, fileLog(cfg), mode)
+}
+
+// fileLog logs to the config's log file, keeping recent lines for the
+// console.
+func fileLog(cfg *config.Config) logOptions {
+	return logOptions{file: cfg.Resolve(cfg.Log.File), level: cfg.Log.Level, ring: engine.NewLogRing(1000, slog.LevelInfo)}
 }
 
 func openWith(ctx context.Context, cfg *config.Config, lo logOptions, mode openMode) (*app, error) {
@@ -209,7 +222,9 @@ func openWith(ctx context.Context, cfg *config.Config, lo logOptions, mode openM
 		ad.Store = st
 		deps = ad
 	}
-	eng, err := engine.New(deps, engineOptions(cfg, log, mode == openRead))
+	opts := engineOptions(cfg, log, mode == openRead)
+	opts.LogRing = lo.ring
+	eng, err := engine.New(deps, opts)
 	if err != nil {
 		a.close()
 		return nil, err
@@ -221,6 +236,16 @@ func openWith(ctx context.Context, cfg *config.Config, lo logOptions, mode openM
 	a.engine = eng
 	a.closes = append(a.closes, eng.Close)
 	return a, nil
+}
+
+// withAPI opens easgate for a command and hands it the engine's API.
+func withAPI(cmd *cobra.Command, g *globals, mode openMode, fn func(api engine.API) error) error {
+	a, err := open(cmd.Context(), g, cmd.ErrOrStderr(), mode)
+	if err != nil {
+		return err
+	}
+	defer a.close()
+	return fn(a.engine)
 }
 
 // actor names the OS user for the journal.

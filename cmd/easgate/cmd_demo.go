@@ -40,7 +40,7 @@ and Graph clients. The first full sync starts at once.
 			if err != nil {
 				return err
 			}
-			a, err := openWith(ctx, cfg, logOptions{file: cfg.Resolve(cfg.Log.File), level: cfg.Log.Level}, openSync)
+			a, err := openWith(ctx, cfg, fileLog(cfg), openSync)
 			if err != nil {
 				return err
 			}

@@ -207,13 +207,21 @@ func TestEnrollmentIsAllowedByTheNextSync(t *testing.T) {
 	if d.Record.Decision.Access != engine.AccessAllow || d.Record.AccessState != engine.StateAllowed {
 		t.Errorf("after enrolling: %+v", d.Record.Decision)
 	}
-	var sawAllow bool
+	// The journal says what was done and why: the begin entry carries the
+	// reason, the end entry the result.
+	var why, done bool
 	for _, j := range d.Journal {
-		if j.Change != nil && j.Change.List == engine.ListAllowed && j.Change.Op == engine.OpAdd && j.OK {
-			sawAllow = strings.Contains(j.Change.Reason, "compliant")
+		if j.Change == nil || j.Change.List != engine.ListAllowed || j.Change.Op != engine.OpAdd {
+			continue
+		}
+		switch j.Stage {
+		case engine.StageBegin:
+			why = strings.Contains(j.Change.Reason, "enrolled in Intune and compliant")
+		case engine.StageEnd:
+			done = j.OK
 		}
 	}
-	if !sawAllow {
+	if !why || !done {
 		t.Errorf("journal does not show the allow with its reason: %+v", d.Journal)
 	}
 	assertExchangeAgrees(t, a, s)

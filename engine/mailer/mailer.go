@@ -94,6 +94,18 @@ func (m *Mailer) Render(n engine.Notification) (Message, error) {
 	return m.tmpl.render(n)
 }
 
+// Preview renders n for the console and the preview command, as the user
+// would receive it.
+func (m *Mailer) Preview(n engine.Notification) (engine.MailPreview, error) {
+	msg, err := m.Render(n)
+	if err != nil {
+		return engine.MailPreview{}, err
+	}
+	return engine.MailPreview{To: n.To, Subject: msg.Subject, Text: msg.Text, HTML: msg.HTML}, nil
+}
+
+var _ engine.Previewer = (*Mailer)(nil)
+
 // Send renders n and delivers it to n.To. A failure is a *SendError that
 // matches ErrTransient or ErrPermanent with errors.Is; it never contains
 // the password.
