@@ -24,10 +24,12 @@ type DeviceJSON struct {
 	LastSync      *time.Time `json:"last_sync"`
 	NotifiedAt    *time.Time `json:"notified_at"`
 	NotifyCount   int        `json:"notify_count"`
-	// Beyond the contract's fields: the decision in words, and whether the
-	// policy leaves the device alone.
-	Reason string `json:"reason"`
-	Exempt bool   `json:"exempt"`
+	// Beyond the contract's fields: the decision in words, whether the
+	// policy leaves the device alone, and the MDM record suggested for an
+	// unmerged device.
+	Reason         string  `json:"reason"`
+	Exempt         bool    `json:"exempt"`
+	SuggestedMDMID *string `json:"suggested_mdm_id"`
 }
 
 // JSON returns the record in its contract shape.
@@ -48,6 +50,9 @@ func (r *DeviceRecord) JSON() DeviceJSON {
 	}
 	if !r.LastSync.IsZero() {
 		j.LastSync = ptr(r.LastSync.UTC())
+	}
+	if r.Suggested != "" {
+		j.SuggestedMDMID = ptr(r.Suggested)
 	}
 	if !r.Notify.LastSent.IsZero() {
 		j.NotifiedAt = ptr(r.Notify.LastSent.UTC())

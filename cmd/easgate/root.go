@@ -35,6 +35,15 @@ Run without a command it opens the console.`,
 		newDevicesCmd(g),
 		newRunsCmd(g),
 		newConfigCmd(g),
+		newNotifyCmd(g),
+		newLinkCmd(g),
+		newUnlinkCmd(g),
+		newExchangeCmd(g),
+		newIntuneCmd(g),
+		newRunCmd(g),
+		newCheckCmd(g),
+		newStoreCmd(g),
+		newVersionCmd(g),
 	)
 	return root
 }
