@@ -118,6 +118,9 @@ func adapters(cfg *config.Config, log *slog.Logger) (engine.Deps, error) {
 		return d, fmt.Errorf("exchange: %w", err)
 	}
 	d.Exchange, d.ExchangeWriter = ex, ex
+	if adm, ok := any(ex).(engine.ExchangeAdmin); ok {
+		d.ExchangeAdmin = adm
+	}
 
 	in := cfg.Intune
 	var graphCA []byte
