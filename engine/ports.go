@@ -78,6 +78,15 @@ type Mailer interface {
 	Send(ctx context.Context, n Notification) error
 }
 
+// CallObserver is told about every call an adapter makes to a remote
+// system (a WinRM command, a Graph request, an SMTP send), for metrics.
+// System is "exchange", "graph" or "smtp"; op names the operation (a
+// script name, a Graph path template, "send"). It must be fast and safe
+// for concurrent use.
+type CallObserver interface {
+	ObserveCall(system, op string, d time.Duration, err error)
+}
+
 // Clock tells the time; tests pass a fixed one.
 type Clock interface {
 	Now() time.Time
