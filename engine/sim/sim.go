@@ -135,7 +135,7 @@ func Start(opt Options) (s *Sim, err error) {
 
 	// SMTP with STARTTLS, as a receive connector would offer it.
 	if s.SMTP, err = smtp.Start(smtp.Options{Addr: net.JoinHostPort(host, portAt(port, 2)), Domain: "mail.contoso.com",
-		TLSConfig: s.CA.ServerTLS(), Logger: log}); err != nil {
+		TLSConfig: s.CA.ServerTLS(), Spool: filepath.Join(s.Dir, "mail"), Logger: log}); err != nil {
 		return nil, fmt.Errorf("smtp sink: %w", err)
 	}
 

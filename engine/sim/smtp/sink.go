@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"net/mail"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -65,6 +67,10 @@ type Options struct {
 	Delay time.Duration
 	// MaxMessageBytes refuses larger messages (552); 0 means 10 MiB.
 	MaxMessageBytes int64
+	// Spool, when set, is a directory where every accepted message is also
+	// written as an .eml file (0600), so that another process (a test
+	// driving `easgate sim`) can see what was delivered.
+	Spool string
 	// Logger receives the sink's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -140,6 +146,11 @@ func Start(opts Options) (*Sink, error) {
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Spool != "" {
+		if err := os.MkdirAll(opts.Spool, 0o700); err != nil {
+			return nil, fmt.Errorf("start smtp sink: spool: %w", err)
+		}
 	}
 	ln, err := net.Listen("tcp", opts.Addr)
 	if err != nil {
@@ -333,8 +344,16 @@ func (s *Sink) currentDelay() time.Duration {
 
 func (s *Sink) store(m Message) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.messages = append(s.messages, m)
+	n := len(s.messages)
+	s.mu.Unlock()
+	if s.opts.Spool == "" {
+		return
+	}
+	name := filepath.Join(s.opts.Spool, fmt.Sprintf("%s-%06d.eml", m.Received.UTC().Format("20060102T150405.000000000Z"), n))
+	if err := os.WriteFile(name, m.Raw, 0o600); err != nil {
+		s.log.Warn("spool message", keyDetail, err.Error())
+	}
 }
 
 // serverLog routes go-smtp's internal error log to slog at debug level:

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"net"
+	netsmtp "net/smtp"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -370,5 +371,29 @@ func TestDelay(t *testing.T) {
 func TestStartRejectsUnknownMechanism(t *testing.T) {
 	if _, err := Start(Options{Mechanisms: []string{"CRAM-MD5"}}); !errors.Is(err, ErrUnsupportedMechanism) {
 		t.Fatalf("err = %v, want ErrUnsupportedMechanism", err)
+	}
+}
+
+func TestSpoolWritesEveryAcceptedMessage(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "mail")
+	s, err := Start(Options{Spool: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	raw := "From: a@contoso.com\r\nTo: b@contoso.com\r\nSubject: spooled\r\n\r\nhello\r\n"
+	if err := netsmtp.SendMail(s.Addr(), nil, "a@contoso.com", []string{"b@contoso.com"}, []byte(raw)); err != nil {
+		t.Fatal(err)
+	}
+	files, err := filepath.Glob(filepath.Join(dir, "*.eml"))
+	if err != nil || len(files) != 1 {
+		t.Fatalf("spool holds %v (%v), want one message", files, err)
+	}
+	got, err := os.ReadFile(files[0])
+	if err != nil || !strings.Contains(string(got), "Subject: spooled") {
+		t.Errorf("spooled message = %q, %v", got, err)
+	}
+	if fi, _ := os.Stat(files[0]); fi.Mode().Perm() != 0o600 {
+		t.Errorf("spooled file mode %v, want 0600", fi.Mode().Perm())
 	}
 }
