@@ -53,6 +53,7 @@ type Exchange struct {
 	InsecureSkipVerify     bool     `yaml:"insecure_skip_verify"`
 	Session                string   `yaml:"session"`
 	Parallel               int      `yaml:"parallel"`
+	ApplyBatch             int      `yaml:"apply_batch"`
 	AllowInsecureTransport bool     `yaml:"allow_insecure_transport"`
 
 	Password Secret `yaml:"-"`
@@ -167,7 +168,7 @@ func Default() *Config {
 	return &Config{
 		Store: "./easgate.db",
 		Exchange: Exchange{
-			Port: 5986, HTTPS: true, Auth: "ntlm", Session: "remote", Parallel: 4,
+			Port: 5986, HTTPS: true, Auth: "ntlm", Session: "remote", Parallel: 4, ApplyBatch: 500,
 		},
 		Intune: Intune{
 			GraphURL:     "https://graph.microsoft.com",

@@ -219,6 +219,9 @@ func (v *validator) checkExchange(x *Exchange) {
 	if x.Parallel < 1 || x.Parallel > 18 {
 		v.bad("exchange.parallel", "%d: want 1 to 18 (Exchange allows 18 PowerShell sessions per user)", x.Parallel)
 	}
+	if x.ApplyBatch < 1 || x.ApplyBatch > 5000 {
+		v.bad("exchange.apply_batch", "%d: want 1 to 5000 list changes per PowerShell process", x.ApplyBatch)
+	}
 	if !x.HTTPS && (x.Auth == "basic" || x.Auth == "ntlm") && !x.AllowInsecureTransport {
 		v.bad("exchange.https", "%s over plain HTTP sends the credential unprotected; use https: true, or set allow_insecure_transport: true on a trusted network", x.Auth)
 	}

@@ -132,6 +132,11 @@ func (e *Engine) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("load store: %w", err)
 	}
+	if !e.opt.ReadOnly {
+		if err := e.recoverInterrupted(ctx); err != nil {
+			return fmt.Errorf("look for an interrupted run: %w", err)
+		}
+	}
 	runs, err := e.deps.Store.Runs(ctx, 1)
 	if err != nil {
 		return fmt.Errorf("read run history: %w", err)

@@ -81,6 +81,18 @@ func (e *Engine) execute(ctx context.Context, req SyncRequest) (*RunReport, erro
 		rc.problem("no complete full sync yet: ran a full sync instead of a quick one")
 	}
 	rc.log.Info("sync started", "dry_run", req.DryRun, "actor", req.Actor)
+	if !req.DryRun {
+		// Marks the run's start in the journal, so a run the process never
+		// finished is found and recorded on the next start.
+		saved, err := e.deps.Store.RecordChanges(context.WithoutCancel(ctx), []JournalEntry{{
+			Time: start, RunID: r.ID, Kind: JournalRun, Stage: StageBegin, Actor: actorOr(req.Actor),
+			Message: fmt.Sprintf("%s sync started (%s, by %s)", r.Kind, r.Trigger, actorOr(req.Actor)),
+		}}, nil, nil)
+		if err != nil {
+			return e.fail(ctx, rc, fmt.Errorf("journal the run's start: %w", err))
+		}
+		rc.journaled(saved)
+	}
 	e.emit(Event{Kind: EventRunStarted, Run: ptr(*r)})
 	rc.progress(PhaseObserveExchange, 0, 0)
 

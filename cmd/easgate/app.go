@@ -168,6 +168,7 @@ func engineOptions(cfg *config.Config, log *slog.Logger, readOnly bool) engine.O
 	return engine.Options{
 		Policy:          cfg.EnginePolicy(),
 		ApplyParallel:   cfg.Exchange.Parallel,
+		ApplyBatch:      cfg.Exchange.ApplyBatch,
 		FullEvery:       cfg.Schedule.Full,
 		QuickEvery:      cfg.Schedule.Quick,
 		ExchangeServers: cfg.Exchange.Servers,
