@@ -20,6 +20,11 @@ type applied struct {
 	applied  int
 	failed   int
 	sent     int
+	// orgDefault is the DefaultAccessLevel Exchange now has, when the run
+	// switched it.
+	orgDefault string
+	removed    []Removal
+	removedAt  time.Time
 }
 
 // Retries of a change that failed for a transient reason, and the pause
@@ -34,8 +39,105 @@ const notifyParallel = 4
 func (e *Engine) apply(ctx context.Context, rc *run, plan *Plan, prev map[DeviceKey]DeviceRecord) *applied {
 	res := &applied{notified: map[DeviceKey]NotifyState{}}
 	e.notify(ctx, rc, plan.Notifications, prev, res)
-	e.change(ctx, rc, plan.Changes, res)
+	var grandfather, rest []Change
+	for _, c := range plan.Changes {
+		if c.Grandfather {
+			grandfather = append(grandfather, c)
+		} else {
+			rest = append(rest, c)
+		}
+	}
+	if plan.OrgDefault != nil {
+		// Every grandfathering entry must be in place before the switch.
+		e.change(ctx, rc, grandfather, res)
+		e.switchOrgDefault(ctx, rc, plan.OrgDefault, res)
+	} else {
+		rest = plan.Changes
+	}
+	e.change(ctx, rc, rest, res)
+	e.remove(ctx, rc, plan.Removals, res)
 	return res
+}
+
+// switchOrgDefault sets Exchange's DefaultAccessLevel, if every
+// grandfathering change went through.
+func (e *Engine) switchOrgDefault(ctx context.Context, rc *run, od *OrgDefaultChange, res *applied) {
+	res.mu.Lock()
+	failed := res.failed
+	res.mu.Unlock()
+	j := JournalEntry{Time: e.now(), RunID: rc.r.ID, Kind: JournalAdmin, Actor: rc.actor,
+		Message: fmt.Sprintf("DefaultAccessLevel %s → %s: %s", od.From, od.To, od.Reason)}
+	var err error
+	switch {
+	case failed > 0:
+		err = fmt.Errorf("%d grandfathering change(s) failed; the switch waits for the next run", failed)
+	case e.deps.ExchangeAdmin == nil:
+		err = fmt.Errorf("no Exchange admin connection: %w", ErrUnavailable)
+	case ctx.Err() != nil:
+		err = ctx.Err()
+	default:
+		err = e.deps.ExchangeAdmin.SetOrgDefault(ctx, od.To)
+	}
+	j.OK = err == nil
+	if err != nil {
+		j.Error = err.Error()
+		rc.problem("DefaultAccessLevel not switched to %s: %v", od.To, err)
+	} else {
+		res.mu.Lock()
+		res.orgDefault = od.To
+		res.mu.Unlock()
+		rc.log.Warn("switched the org's DefaultAccessLevel", "from", od.From, "to", od.To)
+	}
+	saved, jerr := e.deps.Store.RecordChanges(context.WithoutCancel(ctx), []JournalEntry{j}, nil, nil)
+	if jerr != nil {
+		rc.problem("journal the DefaultAccessLevel switch: %v", jerr)
+	}
+	rc.journaled(saved)
+}
+
+// remove removes idle partnerships, journaling each before and after.
+func (e *Engine) remove(ctx context.Context, rc *run, rs []Removal, res *applied) {
+	if len(rs) == 0 {
+		return
+	}
+	if e.deps.ExchangeAdmin == nil {
+		rc.problem("%d idle partnership(s) not removed: no Exchange admin connection", len(rs))
+		return
+	}
+	saveCtx := context.WithoutCancel(ctx)
+	res.removedAt = e.now()
+	failed := 0
+	for _, r := range rs {
+		if ctx.Err() != nil {
+			break
+		}
+		key := KeyOf(r.Mailbox, r.DeviceID)
+		begin := JournalEntry{Time: e.now(), RunID: rc.r.ID, Kind: JournalRemove, Stage: StageBegin, Device: key, Actor: rc.actor,
+			Message: "remove partnership " + r.DeviceID + ": " + r.Reason}
+		saved, err := e.deps.Store.RecordChanges(saveCtx, []JournalEntry{begin}, nil, nil)
+		if err != nil {
+			rc.problem("journal before removal: %v", err)
+			return
+		}
+		rc.journaled(saved)
+		err = e.deps.ExchangeAdmin.RemoveDevice(ctx, r.Mailbox, r.DeviceID)
+		end := JournalEntry{Time: e.now(), RunID: rc.r.ID, Kind: JournalRemove, Stage: StageEnd, Device: key, Actor: rc.actor,
+			OK: err == nil, Message: "remove partnership " + r.DeviceID + ": " + okWord(err == nil)}
+		if err != nil {
+			end.Error = err.Error()
+			failed++
+		} else {
+			res.mu.Lock()
+			res.removed = append(res.removed, r)
+			res.mu.Unlock()
+		}
+		if saved, err := e.deps.Store.RecordChanges(saveCtx, []JournalEntry{end}, nil, nil); err == nil {
+			rc.journaled(saved)
+		}
+	}
+	if failed > 0 {
+		rc.problem("%d idle partnership removal(s) failed", failed)
+	}
 }
 
 // notify sends notifications, a few at a time, and journals each.
@@ -173,7 +275,8 @@ func (e *Engine) applyBatch(ctx context.Context, rc *run, batch []Change, res *a
 		begin[i] = JournalEntry{Time: now, RunID: rc.r.ID, Kind: JournalChange, Stage: StageBegin,
 			Device: KeyOf(c.Mailbox, c.DeviceID), Change: ptr(c), Actor: rc.actor, Message: c.Reason}
 		if c.Op == OpAdd {
-			owned = append(owned, OwnedEntry{Mailbox: c.Mailbox, DeviceID: c.DeviceID, List: c.List, Added: now, RunID: rc.r.ID})
+			owned = append(owned, OwnedEntry{Mailbox: c.Mailbox, DeviceID: c.DeviceID, List: c.List, Added: now, RunID: rc.r.ID,
+				Grandfathered: c.Grandfather})
 		}
 	}
 	saved, err := e.deps.Store.RecordChanges(saveCtx, begin, owned, nil)
@@ -333,15 +436,28 @@ func (e *Engine) nextState(base *State, w *World, out *PlanOutput, res *applied,
 		}
 		next.Mailboxes = appliedLists(w.Mailboxes, res.results)
 	}
+	org := w.Org
+	if res != nil && res.orgDefault != "" {
+		org.DefaultAccessLevel = res.orgDefault
+	}
+	removed := map[DeviceKey]bool{}
+	if res != nil {
+		for _, r := range res.removed {
+			removed[KeyOf(r.Mailbox, r.DeviceID)] = true
+		}
+	}
 	next.Records = make(map[DeviceKey]DeviceRecord, len(out.Records))
 	for k, r := range out.Records {
+		if removed[k] {
+			continue
+		}
 		if r.IsEAS() {
 			mb, ok := next.Mailboxes[strings.ToLower(r.Mailbox)]
 			mbp := &mb
 			if !ok {
 				mbp = nil
 			}
-			r.AccessState, r.AccessReason = ExchangeAccess(w.Org, w.Rules, mbp, &r.EASDevice)
+			r.AccessState, r.AccessReason = ExchangeAccess(org, w.Rules, mbp, &r.EASDevice)
 		}
 		if res != nil {
 			if n, ok := res.notified[k]; ok {
@@ -351,7 +467,14 @@ func (e *Engine) nextState(base *State, w *World, out *PlanOutput, res *applied,
 		next.Records[k] = r
 	}
 	m := &next.Meta
-	m.Org, m.Rules, m.Scope = w.Org, w.Rules, w.Scope
+	m.Org, m.Rules, m.Scope = org, w.Rules, w.Scope
+	if res != nil && len(res.removed) > 0 {
+		m.Removals = pruneRemovals(m.Removals, res.removedAt)
+		for _, r := range res.removed {
+			k := strings.ToLower(r.Mailbox)
+			m.Removals[k] = append(m.Removals[k], res.removedAt)
+		}
+	}
 	if w.ExchangeComplete && w.IntuneComplete {
 		if kind == RunFull {
 			m.LastFull = started
@@ -394,6 +517,23 @@ func appliedLists(mbs map[string]Mailbox, results []ChangeResult) map[string]Mai
 			*lp = slices.DeleteFunc(*lp, func(x string) bool { return strings.EqualFold(x, r.DeviceID) })
 		}
 		out[k] = mb
+	}
+	return out
+}
+
+// pruneRemovals copies the removal log without entries older than 30 days.
+func pruneRemovals(in map[string][]time.Time, now time.Time) map[string][]time.Time {
+	out := make(map[string][]time.Time, len(in))
+	for mb, ts := range in {
+		var keep []time.Time
+		for _, t := range ts {
+			if now.Sub(t) < 30*24*time.Hour {
+				keep = append(keep, t)
+			}
+		}
+		if len(keep) > 0 {
+			out[mb] = keep
+		}
 	}
 	return out
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 )
 
 // commitRun saves what a run observed and did, with its run record, in one
@@ -133,5 +134,17 @@ func metaEqual(a, b *Meta) bool {
 	return a.Org.DefaultAccessLevel == b.Org.DefaultAccessLevel && a.Org.UserMailInsert == b.Org.UserMailInsert &&
 		slices.Equal(a.Org.AdminMailRecipients, b.Org.AdminMailRecipients) && slices.Equal(a.Rules, b.Rules) &&
 		a.LastFull.Equal(b.LastFull) && a.LastQuick.Equal(b.LastQuick) && a.Scope == b.Scope &&
-		a.MDMCount == b.MDMCount && slices.Equal(a.Servers, b.Servers)
+		a.MDMCount == b.MDMCount && slices.Equal(a.Servers, b.Servers) && removalsEqual(a.Removals, b.Removals)
+}
+
+func removalsEqual(a, b map[string][]time.Time) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if !slices.EqualFunc(v, b[k], time.Time.Equal) {
+			return false
+		}
+	}
+	return true
 }

@@ -57,6 +57,25 @@ type Change struct {
 	// Orphan marks the removal of easgate's entry for a partnership that no
 	// longer exists: it cannot take mail away from anyone.
 	Orphan bool `json:"orphan,omitempty"`
+	// Grandfather marks an allow entry made before the org's
+	// DefaultAccessLevel switches, for a device easgate does not block.
+	Grandfather bool `json:"grandfather,omitempty"`
+}
+
+// OrgDefaultChange switches Exchange's DefaultAccessLevel
+// (manage_org_default), after the grandfathering changes are applied.
+type OrgDefaultChange struct {
+	From   string `json:"from"`
+	To     string `json:"to"`
+	Reason string `json:"reason"`
+}
+
+// Removal removes a partnership idle longer than remove_idle_after.
+type Removal struct {
+	Mailbox  string    `json:"mailbox"`
+	DeviceID string    `json:"device_id"`
+	LastSync time.Time `json:"last_sync"`
+	Reason   string    `json:"reason"`
 }
 
 // Blocks reports whether the change can take mail away from a device: an
@@ -114,8 +133,15 @@ type Plan struct {
 	// Withheld are changes that would block but were not planned because an
 	// inventory was incomplete.
 	Withheld []Change `json:"withheld,omitempty"`
-	Brake    *Brake   `json:"brake,omitempty"`
-	Counts   Counts   `json:"counts"`
+	// OrgDefault, when set, switches the org's DefaultAccessLevel.
+	OrgDefault *OrgDefaultChange `json:"org_default,omitempty"`
+	// Removals are idle partnerships to remove.
+	Removals []Removal `json:"removals,omitempty"`
+	// Notes say what the plan held back and why (a deferred org default
+	// switch, removals over Exchange's monthly limit).
+	Notes  []string `json:"notes,omitempty"`
+	Brake  *Brake   `json:"brake,omitempty"`
+	Counts Counts   `json:"counts"`
 }
 
 // NewBlocks counts the changes in the plan that can take mail away: additions

@@ -44,7 +44,14 @@ type PlanInput struct {
 	// Devices, when set, restricts the plan to these devices: an admin's
 	// action reconciles one device, without orphan clean-up or the brake.
 	Devices []DeviceKey
+	// RecentRemovals counts partnerships removed per mailbox (lower-cased
+	// UPN) in the last 30 days; Exchange allows MaxRemovalsPerMonth.
+	RecentRemovals map[string]int
 }
+
+// MaxRemovalsPerMonth is how many partnerships Exchange lets one mailbox
+// delete in a month; idle removal stays within it.
+const MaxRemovalsPerMonth = 20
 
 // PlanOutput is the plan and the device records it was computed with.
 type PlanOutput struct {
@@ -101,6 +108,8 @@ func BuildPlan(in PlanInput) *PlanOutput {
 	}
 	if in.Devices == nil {
 		p.orphans(plan)
+		p.orgDefault(plan)
+		p.idle(plan)
 	}
 	p.finish(plan)
 	p.out.Plan = plan
@@ -468,6 +477,9 @@ func (p *planner) changes(plan *Plan, rec *DeviceRecord) {
 		switch {
 		case want[l] && !present:
 			p.add(plan, Change{Mailbox: mb.UPN, DeviceID: rec.DeviceID, List: l, Op: OpAdd, Reason: verb(rec.Decision.Access) + ": " + rec.Decision.Reason})
+		case !want[l] && present && owned && l == ListAllowed && rec.Decision.Access == AccessNone && p.in.Owned[okey].Grandfathered:
+			// Grandfathered when the org default switched; kept while
+			// easgate leaves the device alone.
 		case !want[l] && present && owned:
 			p.add(plan, Change{Mailbox: mb.UPN, DeviceID: rec.DeviceID, List: l, Op: OpRemove,
 				Reason: fmt.Sprintf("easgate's %s entry is no longer wanted: %s", l, rec.Decision.Reason)})
@@ -567,6 +579,32 @@ func notificationFor(rec *DeviceRecord, resend bool) Notification {
 
 // finish predicts Exchange's access after the plan, counts, and sets the brake.
 func (p *planner) finish(plan *Plan) {
+	after := p.after(plan)
+	org := p.w.Org
+	if plan.OrgDefault != nil {
+		org.DefaultAccessLevel = plan.OrgDefault.To
+	}
+	cnt := Counts{MDMDevices: len(p.w.MDM), ChangesPlanned: len(plan.Changes)}
+	for k, rec := range p.out.Records {
+		if !rec.IsEAS() {
+			continue
+		}
+		mb := after[strings.ToLower(rec.Mailbox)]
+		if mb == nil {
+			mb = p.mailbox(&rec.EASDevice)
+		}
+		rec.AccessState, rec.AccessReason = ExchangeAccess(org, p.w.Rules, mb, &rec.EASDevice)
+		p.out.Records[k] = rec
+		countRecord(&cnt, &rec)
+		if rec.InScope {
+			p.out.InScope++
+		}
+	}
+	p.brake(plan, cnt)
+}
+
+// after returns the mailboxes the plan's changes touch, as they will be.
+func (p *planner) after(plan *Plan) map[string]*Mailbox {
 	after := map[string]*Mailbox{}
 	for _, c := range plan.Changes {
 		k := strings.ToLower(c.Mailbox)
@@ -590,22 +628,11 @@ func (p *planner) finish(plan *Plan) {
 			*lp = slices.DeleteFunc(*lp, func(x string) bool { return strings.EqualFold(x, c.DeviceID) })
 		}
 	}
-	cnt := Counts{MDMDevices: len(p.w.MDM), ChangesPlanned: len(plan.Changes)}
-	for k, rec := range p.out.Records {
-		if !rec.IsEAS() {
-			continue
-		}
-		mb := after[strings.ToLower(rec.Mailbox)]
-		if mb == nil {
-			mb = p.mailbox(&rec.EASDevice)
-		}
-		rec.AccessState, rec.AccessReason = ExchangeAccess(p.w.Org, p.w.Rules, mb, &rec.EASDevice)
-		p.out.Records[k] = rec
-		countRecord(&cnt, &rec)
-		if rec.InScope {
-			p.out.InScope++
-		}
-	}
+	return after
+}
+
+// brake counts and holds a plan that would block too much at once.
+func (p *planner) brake(plan *Plan, cnt Counts) {
 	plan.Counts = cnt
 	newBlocks := plan.NewBlocks()
 	limit := p.in.Policy.Safety.Limit(p.out.InScope)
@@ -619,6 +646,93 @@ func (p *planner) finish(plan *Plan) {
 		plan.Brake = &Brake{NewBlocks: newBlocks, Limit: limit,
 			Reason: fmt.Sprintf("%d new blocks exceed the limit of %d (max of %d and %g%% of %d in-scope devices)",
 				newBlocks, limit, p.in.Policy.Safety.MaxNewBlocks, p.in.Policy.Safety.MaxNewBlocksPercent, p.out.InScope)}
+	}
+}
+
+// levelFor is the DefaultAccessLevel that enforces unmanaged_access.
+func levelFor(a Access) string {
+	switch a {
+	case AccessBlock:
+		return "Block"
+	case AccessQuarantine:
+		return "Quarantine"
+	case AccessAllow, AccessNone:
+	}
+	return "Allow"
+}
+
+// orgDefault plans the switch of Exchange's DefaultAccessLevel to the level
+// unmanaged_access asks for (manage_org_default), grandfathering first every
+// partnership the switch would take mail from although easgate does not
+// block it: an allow entry each, kept while easgate leaves the device alone.
+func (p *planner) orgDefault(plan *Plan) {
+	pol := &p.in.Policy
+	cur := p.w.Org.DefaultAccessLevel
+	target := levelFor(pol.UnmanagedAccess)
+	if !pol.ManageOrgDefault || cur == "" || strings.EqualFold(cur, target) {
+		return
+	}
+	if !p.w.ExchangeComplete || !p.w.IntuneComplete {
+		plan.Notes = append(plan.Notes, fmt.Sprintf("DefaultAccessLevel stays %s: an inventory is incomplete, so not every partnership could be grandfathered", cur))
+		return
+	}
+	if !strings.EqualFold(target, "Allow") {
+		after := p.after(plan)
+		keys := sortedKeys(p.out.Records)
+		for _, k := range keys {
+			rec := p.out.Records[k]
+			if !rec.IsEAS() || rec.Decision.Access != AccessNone {
+				continue
+			}
+			mb := after[strings.ToLower(rec.Mailbox)]
+			if mb == nil {
+				mb = p.mailbox(&rec.EASDevice)
+			}
+			if state, reason := ExchangeAccess(p.w.Org, p.w.Rules, mb, &rec.EASDevice); state != StateAllowed || reason != ExchangeReasonGlobal {
+				continue // on a list or under a rule: the switch does not touch it
+			}
+			plan.Changes = append(plan.Changes, Change{Mailbox: mb.UPN, DeviceID: rec.DeviceID, List: ListAllowed, Op: OpAdd, Grandfather: true,
+				Reason: fmt.Sprintf("grandfathered before DefaultAccessLevel switches from %s to %s: %s", cur, target, rec.Decision.Reason)})
+		}
+	}
+	plan.OrgDefault = &OrgDefaultChange{From: cur, To: target,
+		Reason: fmt.Sprintf("manage_org_default: unmanaged_access is %s, so new partnerships get %s until easgate decides", pol.UnmanagedAccess, target)}
+}
+
+// idle plans the removal of partnerships that have not synced for longer
+// than remove_idle_after, within Exchange's monthly deletion limit per
+// mailbox. Only a complete Exchange inventory shows how long one is idle.
+func (p *planner) idle(plan *Plan) {
+	after := p.in.Policy.RemoveIdleAfter
+	if after <= 0 || !p.w.ExchangeComplete {
+		return
+	}
+	cutoff := p.in.Now.Add(-after)
+	used := map[string]int{}
+	skipped := 0
+	for _, k := range sortedKeys(p.out.Records) {
+		rec := p.out.Records[k]
+		if !rec.IsEAS() || !rec.InScope || rec.Decision.Exempt {
+			continue
+		}
+		last := rec.LastSync
+		if last.IsZero() {
+			last = rec.FirstSync
+		}
+		if last.IsZero() || !last.Before(cutoff) {
+			continue
+		}
+		mbk := strings.ToLower(rec.Mailbox)
+		if p.in.RecentRemovals[mbk]+used[mbk] >= MaxRemovalsPerMonth {
+			skipped++
+			continue
+		}
+		used[mbk]++
+		plan.Removals = append(plan.Removals, Removal{Mailbox: rec.Mailbox, DeviceID: rec.DeviceID, LastSync: last,
+			Reason: fmt.Sprintf("idle since %s, longer than remove_idle_after (%s)", last.UTC().Format(time.RFC3339), after)})
+	}
+	if skipped > 0 {
+		plan.Notes = append(plan.Notes, fmt.Sprintf("%d idle partnership(s) wait for next month: their mailboxes reached Exchange's %d removals a month", skipped, MaxRemovalsPerMonth))
 	}
 }
 

@@ -458,3 +458,92 @@ func TestSuggestedMatch(t *testing.T) {
 		t.Errorf("auto link: mdm = %q links = %v", rec.MDMID, out.NewLinks)
 	}
 }
+
+func TestPlannerManagesOrgDefaultWithGrandfathering(t *testing.T) {
+	f := newFixture()
+	f.pol.ManageOrgDefault = true
+	f.pol.UnmanagedAccess = AccessBlock
+	f.world.Scope = &Scope{Include: []DirectoryUser{{UserPrincipalName: "anna@contoso.com"}, {UserPrincipalName: "bob@contoso.com"}}}
+	f.eas("anna@contoso.com", "managed", "m", t0.Add(-48*time.Hour))
+	f.mdm("m1", "anna@contoso.com", "managed", ComplianceCompliant)
+	f.eas("bob@contoso.com", "unmanaged", "m", t0.Add(-48*time.Hour))
+	f.eas("carl@contoso.com", "outofscope", "m", t0.Add(-48*time.Hour)) // not in an included group
+	f.eas("dora@contoso.com", "ruled", "Nokia Lumia 930", t0.Add(-48*time.Hour))
+	f.world.Rules = []DeviceAccessRule{{Characteristic: "DeviceModel", QueryString: "Nokia Lumia 930", AccessLevel: "Block"}}
+	out := f.plan()
+	od := out.Plan.OrgDefault
+	if od == nil || od.From != "Allow" || od.To != "Block" {
+		t.Fatalf("org default change = %+v, want Allow → Block", od)
+	}
+	var gf []string
+	for _, c := range out.Plan.Changes {
+		if c.Grandfather {
+			gf = append(gf, c.DeviceID)
+		}
+	}
+	// Carl's device is out of scope: the switch would block it, so it is
+	// grandfathered. Dora's is blocked by a rule already; Anna's gets an
+	// allow entry as managed; Bob's a block entry.
+	if !slices.Equal(gf, []string{"outofscope"}) {
+		t.Errorf("grandfathered = %q, want only the out-of-scope device", gf)
+	}
+	if r := out.Records[KeyOf("carl@contoso.com", "outofscope")]; r.AccessState != StateAllowed {
+		t.Errorf("out-of-scope device predicted %s after the switch", r.AccessState)
+	}
+
+	// Once switched, the grandfathered entry is kept while easgate leaves
+	// the device alone, and no new switch is planned.
+	f.world.Org.DefaultAccessLevel = "Block"
+	f.mailbox("carl@contoso.com", []string{"outofscope"}, nil)
+	f.owned[OwnedKeyOf("carl@contoso.com", ListAllowed, "outofscope")] = OwnedEntry{Mailbox: "carl@contoso.com", DeviceID: "outofscope", List: ListAllowed, Grandfathered: true}
+	out = f.plan()
+	if out.Plan.OrgDefault != nil {
+		t.Errorf("switch planned again: %+v", out.Plan.OrgDefault)
+	}
+	for _, c := range out.Plan.Changes {
+		if c.DeviceID == "outofscope" {
+			t.Errorf("grandfathered entry touched: %+v", c)
+		}
+	}
+
+	// An incomplete inventory defers the switch.
+	f.world.Org.DefaultAccessLevel = "Allow"
+	f.world.IntuneComplete = false
+	out = f.plan()
+	if out.Plan.OrgDefault != nil || len(out.Plan.Notes) == 0 {
+		t.Errorf("switch on incomplete data: %+v notes %q", out.Plan.OrgDefault, out.Plan.Notes)
+	}
+}
+
+func TestPlannerRemovesIdlePartnershipsWithinExchangesLimit(t *testing.T) {
+	f := newFixture()
+	f.pol.RemoveIdleAfter = 90 * 24 * time.Hour
+	for i := range 25 {
+		id := "idle" + string(rune('a'+i))
+		f.eas("anna@contoso.com", id, "m", t0.Add(-400*24*time.Hour))
+		d := f.world.EAS[KeyOf("anna@contoso.com", id)]
+		d.LastSync = t0.Add(-100 * 24 * time.Hour)
+		f.world.EAS[d.Key()] = d
+	}
+	f.eas("bob@contoso.com", "fresh", "m", t0.Add(-400*24*time.Hour))
+	fresh := f.world.EAS[KeyOf("bob@contoso.com", "fresh")]
+	fresh.LastSync = t0.Add(-time.Hour)
+	f.world.EAS[fresh.Key()] = fresh
+	f.eas("bob@contoso.com", "bobidle", "m", t0.Add(-400*24*time.Hour))
+	in := PlanInput{Now: t0, Kind: RunFull, Policy: f.pol, World: f.world, Links: f.links, Owned: f.owned, Prev: f.prev,
+		RecentRemovals: map[string]int{"anna@contoso.com": 5}}
+	out := BuildPlan(in)
+	perMailbox := map[string]int{}
+	for _, r := range out.Plan.Removals {
+		perMailbox[r.Mailbox]++
+		if r.DeviceID == "fresh" {
+			t.Error("a device that synced an hour ago is planned for removal")
+		}
+	}
+	if perMailbox["anna@contoso.com"] != 15 || perMailbox["bob@contoso.com"] != 1 {
+		t.Errorf("removals per mailbox = %v, want anna 15 (20 a month, 5 used) and bob 1", perMailbox)
+	}
+	if len(out.Plan.Notes) != 1 || !strings.Contains(out.Plan.Notes[0], "10 idle partnership(s) wait") {
+		t.Errorf("notes = %q", out.Plan.Notes)
+	}
+}

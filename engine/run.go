@@ -109,6 +109,7 @@ const (
 	JournalNotify JournalKind = "notify" // a notification sent or failed
 	JournalAdmin  JournalKind = "admin"  // an admin action: link, approve, resend, override
 	JournalRun    JournalKind = "run"    // a run started or ended
+	JournalRemove JournalKind = "remove" // a partnership removed, before (begin) and after (end)
 )
 
 // JournalEntry is one line of the append-only journal.

@@ -17,6 +17,22 @@ type Meta struct {
 	MDMCount int `json:"mdm_count"`
 	// Servers is the Exchange server list last discovered or used.
 	Servers []string `json:"servers,omitempty"`
+	// Removals are when easgate removed partnerships, per lower-cased
+	// mailbox, over the last 30 days: Exchange limits removals per month.
+	Removals map[string][]time.Time `json:"removals,omitempty"`
+}
+
+// RecentRemovals counts the removals of the 30 days before now per mailbox.
+func (m *Meta) RecentRemovals(now time.Time) map[string]int {
+	out := map[string]int{}
+	for mb, ts := range m.Removals {
+		for _, t := range ts {
+			if now.Sub(t) < 30*24*time.Hour {
+				out[mb]++
+			}
+		}
+	}
+	return out
 }
 
 // Scope is the set of users the policy applies to, resolved from groups.

@@ -106,6 +106,7 @@ func (e *Engine) execute(ctx context.Context, req SyncRequest) (*RunReport, erro
 	out := BuildPlan(PlanInput{
 		Now: start, Serial: st.Serial, Kind: r.Kind, Policy: e.opt.Policy, World: w,
 		Links: st.Links, Owned: st.Owned, Prev: st.Records, PrevMDMCount: st.Meta.MDMCount, Overrides: st.Overrides,
+		RecentRemovals: st.Meta.RecentRemovals(start),
 	})
 	plan := out.Plan
 	plan.ID = r.ID
@@ -115,7 +116,10 @@ func (e *Engine) execute(ctx context.Context, req SyncRequest) (*RunReport, erro
 		rc.problem("%d blocking change(s) withheld because an inventory is incomplete", n)
 	}
 	rc.log.Info("plan computed", "changes", len(plan.Changes), "notifications", len(plan.Notifications),
-		"withheld", len(plan.Withheld), "new_blocks", plan.NewBlocks())
+		"withheld", len(plan.Withheld), "new_blocks", plan.NewBlocks(), "removals", len(plan.Removals))
+	for _, n := range plan.Notes {
+		rc.problem("%s", n)
+	}
 
 	switch {
 	case req.DryRun:

@@ -231,6 +231,9 @@ type OwnedEntry struct {
 	List     List      `json:"list"`
 	Added    time.Time `json:"added"`
 	RunID    string    `json:"run_id"`
+	// Grandfathered marks an allow entry made so that switching the org's
+	// DefaultAccessLevel took mail from no device easgate does not block.
+	Grandfathered bool `json:"grandfathered,omitempty"`
 }
 
 // OwnedKey identifies an owned list entry.

@@ -44,6 +44,7 @@ const (
 	mailboxV1 = 1
 	linkV1    = 1
 	ownedV1   = 1
+	ownedV2   = 2 // adds Grandfathered
 	journalV1 = 1
 )
 
@@ -445,23 +446,27 @@ func decodeLink(s string, l *engine.Link) error {
 
 func appendOwned(b []byte, o *engine.OwnedEntry) []byte {
 	e := enc{b: b}
-	e.byte1(ownedV1)
+	e.byte1(ownedV2)
 	e.str(o.Mailbox)
 	e.str(o.DeviceID)
 	e.str(string(o.List))
 	e.time(o.Added)
 	e.str(o.RunID)
+	e.boolean(o.Grandfathered)
 	return e.b
 }
 
 func decodeOwned(s string, o *engine.OwnedEntry) error {
 	d := dec[string]{s: s}
-	d.version("owned entry", ownedV1)
+	v := d.version("owned entry", ownedV2)
 	o.Mailbox = d.str()
 	o.DeviceID = d.str()
 	o.List = engine.List(d.str())
 	o.Added = d.time()
 	o.RunID = d.str()
+	if v >= ownedV2 {
+		o.Grandfathered = d.boolean()
+	}
 	return d.done()
 }
 
