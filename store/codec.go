@@ -46,6 +46,7 @@ const (
 	ownedV1   = 1
 	ownedV2   = 2 // adds Grandfathered
 	journalV1 = 1
+	journalV2 = 2 // adds Change.Grandfather, after Message
 )
 
 // errShort and friends describe undecodable values; callers wrap them with
@@ -482,7 +483,7 @@ const (
 // decode.
 func appendJournal(b []byte, j *engine.JournalEntry) []byte {
 	e := enc{b: b}
-	e.byte1(journalV1)
+	e.byte1(journalV2)
 	e.str(j.RunID)
 	if j.Change != nil && j.Device != "" && j.Device == engine.KeyOf(j.Change.Mailbox, j.Change.DeviceID) {
 		e.byte1(deviceFromChange)
@@ -508,12 +509,13 @@ func appendJournal(b []byte, j *engine.JournalEntry) []byte {
 	e.str(j.Error)
 	e.str(j.Actor)
 	e.str(j.Message)
+	e.boolean(j.Change != nil && j.Change.Grandfather)
 	return e.b
 }
 
 func decodeJournal(s string, seq uint64, j *engine.JournalEntry) error {
 	d := dec[string]{s: s}
-	d.version("journal entry", journalV1)
+	v := d.version("journal entry", journalV2)
 	j.Seq = seq
 	j.RunID = d.str()
 	mode := d.byte1()
@@ -553,6 +555,11 @@ func decodeJournal(s string, seq uint64, j *engine.JournalEntry) error {
 	j.Error = d.str()
 	j.Actor = d.str()
 	j.Message = d.str()
+	if v >= journalV2 {
+		if g := d.boolean(); j.Change != nil {
+			j.Change.Grandfather = g
+		}
+	}
 	return d.done()
 }
 
@@ -562,7 +569,7 @@ func decodeJournal(s string, seq uint64, j *engine.JournalEntry) error {
 // far; the caller then decodes it fully to report the damage.
 func journalHead(b []byte) (runID, dev, mailbox, deviceID []byte, ok bool) {
 	d := dec[[]byte]{s: b}
-	d.version("journal entry", journalV1)
+	d.version("journal entry", journalV2)
 	runID = d.str()
 	switch d.byte1() {
 	case deviceLiteral:
