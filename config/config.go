@@ -120,6 +120,9 @@ type Notify struct {
 	ResendAfter   time.Duration `yaml:"resend_after"`
 	MaxResends    int           `yaml:"max_resends"`
 	TemplateFile  string        `yaml:"template_file"`
+	// AdminDigest mails Exchange's AdminMailRecipients a summary after a
+	// run that blocked devices.
+	AdminDigest bool `yaml:"admin_digest"`
 }
 
 // Schedule is the schedule: section.
@@ -218,7 +221,8 @@ func (c *Config) EnginePolicy() engine.Policy {
 		RemoveIdleAfter:     c.Policy.RemoveIdleAfter,
 		AutoLinkSuggestions: c.Policy.AutoLinkSuggestions,
 		Safety:              engine.Safety{MaxNewBlocks: c.Safety.MaxNewBlocks, MaxNewBlocksPercent: c.Safety.MaxNewBlocksPercent},
-		Notify:              engine.NotifyPolicy{Enabled: c.Notify.Enabled, ResendAfter: c.Notify.ResendAfter, MaxResends: c.Notify.MaxResends},
+		Notify: engine.NotifyPolicy{Enabled: c.Notify.Enabled, ResendAfter: c.Notify.ResendAfter, MaxResends: c.Notify.MaxResends,
+			AdminDigest: c.Notify.AdminDigest},
 	}
 	for _, e := range c.Policy.PlatformExceptions {
 		p.PlatformExceptions = append(p.PlatformExceptions, engine.PlatformException{

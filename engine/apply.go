@@ -537,3 +537,43 @@ func pruneRemovals(in map[string][]time.Time, now time.Time) map[string][]time.T
 	}
 	return out
 }
+
+// digest mails the org's admins the devices this run blocked.
+func (e *Engine) digest(ctx context.Context, rc *run, w *World, out *PlanOutput, res *applied) {
+	ds, ok := e.deps.Mailer.(DigestSender)
+	if !e.opt.Policy.Notify.AdminDigest || !ok || e.deps.Mailer == nil || ctx.Err() != nil {
+		return
+	}
+	d := Digest{To: w.Org.AdminMailRecipients}
+	for _, r := range res.results {
+		if !r.OK || r.List != ListBlocked || r.Op != OpAdd {
+			continue
+		}
+		if len(d.Blocked) == DigestMax {
+			d.More++
+			continue
+		}
+		rec := out.Records[KeyOf(r.Mailbox, r.DeviceID)]
+		d.Blocked = append(d.Blocked, DigestDevice{Mailbox: r.Mailbox, DeviceID: r.DeviceID, DeviceModel: rec.DeviceModel, Reason: rec.Decision.Reason})
+	}
+	if len(d.Blocked) == 0 {
+		return
+	}
+	if len(d.To) == 0 {
+		rc.problem("admin digest not sent: Exchange's AdminMailRecipients is empty")
+		return
+	}
+	rc.mu.Lock()
+	d.Run = *rc.r
+	rc.mu.Unlock()
+	err := ds.SendDigest(ctx, d)
+	j := JournalEntry{Time: e.now(), RunID: rc.r.ID, Kind: JournalNotify, Actor: rc.actor, OK: err == nil,
+		Message: fmt.Sprintf("admin digest of %d blocked device(s) to %s", len(d.Blocked)+d.More, strings.Join(d.To, ", "))}
+	if err != nil {
+		j.Error = err.Error()
+		rc.problem("admin digest failed: %v", err)
+	}
+	if saved, err := e.deps.Store.RecordChanges(context.WithoutCancel(ctx), []JournalEntry{j}, nil, nil); err == nil {
+		rc.journaled(saved)
+	}
+}

@@ -58,6 +58,9 @@ type NotifyPolicy struct {
 	Enabled     bool          `json:"enabled"`
 	ResendAfter time.Duration `json:"resend_after"`
 	MaxResends  int           `json:"max_resends"`
+	// AdminDigest mails the org's AdminMailRecipients a summary after a
+	// run that blocked devices.
+	AdminDigest bool `json:"admin_digest"`
 }
 
 // Policy is what easgate enforces: the settings Intune's Exchange on-premises

@@ -53,6 +53,31 @@ type DeviceStatistics struct {
 	Fields           map[string]string `json:"fields"`
 }
 
+// Digest is the summary mailed to the org's AdminMailRecipients after a run
+// that blocked devices.
+type Digest struct {
+	To      []string       `json:"to"`
+	Run     Run            `json:"run"`
+	Blocked []DigestDevice `json:"blocked"` // the newly blocked devices, at most DigestMax
+	More    int            `json:"more"`    // how many more there were
+}
+
+// DigestDevice is one newly blocked device in a digest.
+type DigestDevice struct {
+	Mailbox     string `json:"mailbox"`
+	DeviceID    string `json:"device_id"`
+	DeviceModel string `json:"device_model"`
+	Reason      string `json:"reason"`
+}
+
+// DigestMax is how many devices a digest lists.
+const DigestMax = 200
+
+// DigestSender sends the admin digest; a Mailer may implement it.
+type DigestSender interface {
+	SendDigest(ctx context.Context, d Digest) error
+}
+
 // Previewer renders a notification without sending it; a Mailer may
 // implement it.
 type Previewer interface {

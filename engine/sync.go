@@ -134,6 +134,7 @@ func (e *Engine) execute(ctx context.Context, req SyncRequest) (*RunReport, erro
 	}
 
 	res := e.apply(ctx, rc, plan, st.Records)
+	e.digest(ctx, rc, w, out, res)
 	r.Status = StatusSucceeded
 	if ctx.Err() != nil {
 		r.Status, r.Error = StatusFailed, "cancelled: "+context.Cause(ctx).Error()

@@ -275,3 +275,34 @@ func TestSMTPDownStillBlocksAndRetriesNextRun(t *testing.T) {
 		t.Errorf("notify state after the retry: %+v", got.Notify)
 	}
 }
+
+func TestAdminDigestAfterARunThatBlocked(t *testing.T) {
+	s := startSim(t, 60, 9)
+	editConfig(t, s, "notify:\n  enabled: true\n", "notify:\n  enabled: true\n  admin_digest: true\n")
+	a := openSim(t, s)
+	r := succeeded(t, syncNow(t, a, engine.SyncRequest{}))
+	var digest []string
+	for _, m := range s.SMTP.Messages() {
+		for _, to := range m.To {
+			if to == "mobile-admins@contoso.com" {
+				digest = append(digest, m.Subject, m.Text)
+			}
+		}
+	}
+	if len(digest) != 2 {
+		t.Fatalf("admins got %d digest mail(s), want one", len(digest)/2)
+	}
+	if !strings.Contains(digest[0], "blocked") || !strings.Contains(digest[1], r.ID) {
+		t.Errorf("digest: %q\n%s", digest[0], digest[1])
+	}
+	blocked := pick(t, a, engine.FilterBlocked, func(r *engine.DeviceRecord) bool { return r.Decision.Code == engine.ReasonUnmanaged })
+	if !strings.Contains(digest[1], blocked.DeviceID) {
+		t.Errorf("digest does not list %s", blocked.DeviceID)
+	}
+	// A run that blocks nothing sends none.
+	n := len(s.SMTP.Messages())
+	succeeded(t, syncNow(t, a, engine.SyncRequest{}))
+	if len(s.SMTP.Messages()) != n {
+		t.Error("a run that blocked nothing sent a digest")
+	}
+}

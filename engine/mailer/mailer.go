@@ -132,7 +132,11 @@ func (m *Mailer) send(ctx context.Context, n engine.Notification) error {
 	if err != nil {
 		return err
 	}
-	msg := m.message(to, rendered)
+	return m.deliver(ctx, m.message(to, rendered))
+}
+
+// deliver sends one message over a connection of its own.
+func (m *Mailer) deliver(ctx context.Context, msg *gomail.Msg) error {
 	ctx, cancel := context.WithTimeout(ctx, m.cfg.Timeout)
 	defer cancel()
 	// go-mail watches the context only while it dials; closing the
