@@ -12,7 +12,7 @@ import (
 )
 
 // startSim starts the simulators for a test, in a directory of its own.
-func startSim(t *testing.T, users int, seed uint64) *sim.Sim {
+func startSim(t testing.TB, users int, seed uint64) *sim.Sim {
 	t.Helper()
 	s, err := sim.Start(sim.Options{Users: users, Seed: seed, Dir: t.TempDir()})
 	if err != nil {
@@ -24,7 +24,7 @@ func startSim(t *testing.T, users int, seed uint64) *sim.Sim {
 
 // openSim opens easgate on the simulators' generated config, as `easgate
 // sync --config` would.
-func openSim(t *testing.T, s *sim.Sim) *app {
+func openSim(t testing.TB, s *sim.Sim) *app {
 	t.Helper()
 	cfg, warnings, err := config.Load(s.Info.ConfigFile)
 	if err != nil {
