@@ -144,14 +144,14 @@ type Plan struct {
 	Counts Counts   `json:"counts"`
 }
 
-// NewBlocks counts the changes in the plan that can take mail away: additions
-// to a blocked list and removals from an allowed list.
+// NewBlocks counts the devices the plan can take mail away from: those with
+// an addition to a blocked list or a removal from an allowed list.
 func (p *Plan) NewBlocks() int {
-	n := 0
+	seen := map[DeviceKey]bool{}
 	for _, c := range p.Changes {
 		if c.Blocks() {
-			n++
+			seen[KeyOf(c.Mailbox, c.DeviceID)] = true
 		}
 	}
-	return n
+	return len(seen)
 }

@@ -17,6 +17,7 @@ type fixture struct {
 	owned map[OwnedKey]OwnedEntry
 	prev  map[DeviceKey]DeviceRecord
 	prevM int
+	ovr   map[DeviceKey]Override
 }
 
 func newFixture() *fixture {
@@ -61,9 +62,18 @@ func (f *fixture) own(upn string, l List, id string) {
 	f.owned[e.Key()] = e
 }
 
+func (f *fixture) overrides(os ...Override) {
+	if f.ovr == nil {
+		f.ovr = map[DeviceKey]Override{}
+	}
+	for _, o := range os {
+		f.ovr[o.Device] = o
+	}
+}
+
 func (f *fixture) plan() *PlanOutput {
 	return BuildPlan(PlanInput{Now: t0, Serial: 7, Kind: RunFull, Policy: f.pol, World: f.world,
-		Links: f.links, Owned: f.owned, Prev: f.prev, PrevMDMCount: f.prevM})
+		Links: f.links, Owned: f.owned, Prev: f.prev, PrevMDMCount: f.prevM, Overrides: f.ovr})
 }
 
 func changeStrings(cs []Change) []string {
@@ -252,6 +262,103 @@ func TestPlannerDecisions(t *testing.T) {
 			code:    ReasonCompliant,
 			access:  AccessAllow,
 			changes: []string{"add allowed anna@contoso.com/appl1"},
+		},
+		{
+			name: "compliant again: easgate's block entry gives way to an allow entry",
+			setup: func(f *fixture) {
+				f.mailbox("anna@contoso.com", nil, []string{"appl1"})
+				f.own("anna@contoso.com", ListBlocked, "appl1")
+				f.mdm("m1", "anna@contoso.com", "appl1", ComplianceCompliant)
+			},
+			code:    ReasonCompliant,
+			access:  AccessAllow,
+			changes: []string{"add allowed anna@contoso.com/appl1", "remove blocked anna@contoso.com/appl1"},
+		},
+		{
+			name: "quarantine exception removes easgate's allow entry",
+			setup: func(f *fixture) {
+				f.pol.OverrideDefaultRule = false
+				f.pol.PlatformExceptions = []PlatformException{{Characteristic: CharDeviceModel, Value: "iPhone15C2", Access: AccessQuarantine}}
+				f.mailbox("anna@contoso.com", []string{"appl1"}, nil)
+				f.own("anna@contoso.com", ListAllowed, "appl1")
+				f.mdm("m1", "anna@contoso.com", "appl1", ComplianceCompliant)
+			},
+			code:    ReasonException,
+			access:  AccessQuarantine,
+			changes: []string{"remove allowed anna@contoso.com/appl1"},
+		},
+		{
+			name: "override default rule does not protect a noncompliant device",
+			setup: func(f *fixture) {
+				f.pol.PlatformExceptions = []PlatformException{{Characteristic: CharDeviceType, Value: "iPhone", Access: AccessQuarantine}}
+				f.mdm("m1", "anna@contoso.com", "appl1", ComplianceNoncompliant)
+			},
+			code:   ReasonException,
+			access: AccessQuarantine,
+		},
+		{
+			name: "admin override allows an unmanaged device",
+			setup: func(f *fixture) {
+				f.overrides(Override{Device: KeyOf("anna@contoso.com", "appl1"), Access: AccessAllow, By: "root", Until: t0.Add(time.Hour)})
+			},
+			code:    ReasonAdminOverride,
+			access:  AccessAllow,
+			changes: []string{"add allowed anna@contoso.com/appl1"},
+		},
+		{
+			name: "admin override blocks a compliant device, even out of scope",
+			setup: func(f *fixture) {
+				f.world.Scope = &Scope{Include: []DirectoryUser{{UserPrincipalName: "bob@contoso.com"}}}
+				f.mdm("m1", "anna@contoso.com", "appl1", ComplianceCompliant)
+				f.overrides(Override{Device: KeyOf("anna@contoso.com", "appl1"), Access: AccessBlock, By: "root"})
+			},
+			code:    ReasonAdminOverride,
+			access:  AccessBlock,
+			changes: []string{"add blocked anna@contoso.com/appl1"},
+		},
+		{
+			name: "an expired override no longer counts",
+			setup: func(f *fixture) {
+				f.overrides(Override{Device: KeyOf("anna@contoso.com", "appl1"), Access: AccessAllow, By: "root", Until: t0.Add(-time.Minute)})
+			},
+			code:    ReasonUnmanaged,
+			access:  AccessBlock,
+			changes: []string{"add blocked anna@contoso.com/appl1"},
+		},
+		{
+			name: "the newest of two MDM records with the same EAS ID wins",
+			setup: func(f *fixture) {
+				f.mdm("old", "anna@contoso.com", "appl1", ComplianceNoncompliant)
+				f.mdm("new", "anna@contoso.com", "APPL1", ComplianceCompliant)
+				m := f.world.MDM["new"]
+				m.LastSync = t0
+				f.world.MDM["new"] = m
+			},
+			code:    ReasonCompliant,
+			access:  AccessAllow,
+			changes: []string{"add allowed anna@contoso.com/appl1"},
+		},
+		{
+			name: "an MDM record an admin linked elsewhere is not merged by EAS ID",
+			setup: func(f *fixture) {
+				f.mdm("m1", "anna@contoso.com", "appl1", ComplianceCompliant)
+				f.links[KeyOf("anna@contoso.com", "other")] = Link{Device: KeyOf("anna@contoso.com", "other"), MDMID: "m1", Kind: LinkManual}
+			},
+			code:    ReasonUnmanaged,
+			access:  AccessBlock,
+			changes: []string{"add blocked anna@contoso.com/appl1"},
+		},
+		{
+			name: "two partnerships linked to one MDM record: a conflict",
+			setup: func(f *fixture) {
+				f.mdm("m1", "anna@contoso.com", "", ComplianceCompliant)
+				for _, id := range []string{"appl1", "other"} {
+					f.links[KeyOf("anna@contoso.com", id)] = Link{Device: KeyOf("anna@contoso.com", id), MDMID: "m1", Kind: LinkManual}
+				}
+			},
+			code:   ReasonLinkConflict,
+			access: AccessNone,
+			exempt: true,
 		},
 		{
 			name: "manual link conflict is shown, not resolved",
@@ -545,5 +652,52 @@ func TestPlannerRemovesIdlePartnershipsWithinExchangesLimit(t *testing.T) {
 	}
 	if len(out.Plan.Notes) != 1 || !strings.Contains(out.Plan.Notes[0], "10 idle partnership(s) wait") {
 		t.Errorf("notes = %q", out.Plan.Notes)
+	}
+}
+
+func TestPlannerNotEASClientsAreLeftAlone(t *testing.T) {
+	f := newFixture()
+	f.eas("anna@contoso.com", "outlookapp", "Outlook for iOS and Android", t0.Add(-48*time.Hour))
+	d := f.world.EAS[KeyOf("anna@contoso.com", "outlookapp")]
+	d.ClientType = "Outlook"
+	f.world.EAS[d.Key()] = d
+	out := f.plan()
+	r := out.Records[d.Key()]
+	if r.Decision.Code != ReasonNotEAS || !r.Decision.Exempt || len(out.Plan.Changes) != 0 || len(out.Plan.Notifications) != 0 {
+		t.Errorf("Outlook app: decision %+v, %d changes, %d mails", r.Decision, len(out.Plan.Changes), len(out.Plan.Notifications))
+	}
+	if out.Plan.Counts.EASDevices != 0 {
+		t.Errorf("Outlook app counted as an EAS device")
+	}
+}
+
+func TestPlannerCountsNewBlocksPerDevice(t *testing.T) {
+	f := newFixture()
+	f.eas("anna@contoso.com", "appl1", "m", t0.Add(-48*time.Hour))
+	f.mailbox("anna@contoso.com", []string{"appl1"}, nil)
+	f.own("anna@contoso.com", ListAllowed, "appl1")
+	out := f.plan()
+	if len(out.Plan.Changes) != 2 || out.Plan.NewBlocks() != 1 {
+		t.Errorf("%d changes, %d new blocks; want an add and a remove counted as one device", len(out.Plan.Changes), out.Plan.NewBlocks())
+	}
+}
+
+func TestPlannerRestrictedToNamedDevices(t *testing.T) {
+	f := newFixture()
+	f.pol.Safety = Safety{MaxNewBlocks: 0}
+	f.eas("anna@contoso.com", "appl1", "m", t0.Add(-48*time.Hour))
+	f.eas("bob@contoso.com", "appl2", "m", t0.Add(-48*time.Hour))
+	f.mailbox("carl@contoso.com", []string{"gone"}, nil)
+	f.own("carl@contoso.com", ListAllowed, "gone")
+	out := BuildPlan(PlanInput{Now: t0, Kind: RunQuick, Policy: f.pol, World: f.world, Links: f.links, Owned: f.owned,
+		Prev: f.prev, Devices: []DeviceKey{KeyOf("anna@contoso.com", "appl1")}})
+	if got := changeStrings(out.Plan.Changes); !slices.Equal(got, []string{"add blocked anna@contoso.com/appl1"}) {
+		t.Errorf("changes = %q, want only Anna's device and no orphan clean-up", got)
+	}
+	if out.Plan.Brake != nil {
+		t.Errorf("an admin's action on one device was braked: %+v", out.Plan.Brake)
+	}
+	if len(out.Records) != 1 {
+		t.Errorf("records = %d, want only the named device", len(out.Records))
 	}
 }
