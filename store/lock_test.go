@@ -28,6 +28,9 @@ func TestMain(m *testing.M) {
 	if path := os.Getenv(holdEnv); path != "" {
 		os.Exit(hold(path, os.Getenv(holdModeEnv) == "ro"))
 	}
+	if path := os.Getenv(writeEnv); path != "" {
+		os.Exit(writeForever(path))
+	}
 	code := m.Run()
 	if fixture.dir != "" {
 		_ = os.RemoveAll(fixture.dir)
