@@ -46,6 +46,9 @@ type Options struct {
 	Logger *slog.Logger
 }
 
+// SMTPUser is the account the simulated receive connector accepts.
+const SMTPUser = "svc-easgate-mail@contoso.com"
+
 // Info is the first line `easgate sim` prints (CONTRACTS.md).
 type Info struct {
 	WinRMURL      string `json:"winrm_url"`
@@ -57,6 +60,8 @@ type Info struct {
 	ClientID      string `json:"client_id"`
 	ClientSecret  string `json:"client_secret"`
 	SMTPAddr      string `json:"smtp_addr"`
+	SMTPUser      string `json:"smtp_user"`
+	SMTPPassword  string `json:"smtp_password"`
 	CAFile        string `json:"ca_file"`
 	ConfigFile    string `json:"config_file"`
 }
@@ -113,6 +118,7 @@ func Start(opt Options) (s *Sim, err error) {
 		return nil, fmt.Errorf("simulator CA: %w", err)
 	}
 	password := randomSecret()
+	smtpPassword := randomSecret()
 
 	// Exchange: powershell.exe on a WinRM server.
 	s.WinRM = winrm.New(winrm.Config{Hostname: "EX01", Users: map[string]string{ServiceUser: password}, Logger: log})
@@ -135,7 +141,8 @@ func Start(opt Options) (s *Sim, err error) {
 
 	// SMTP with STARTTLS, as a receive connector would offer it.
 	if s.SMTP, err = smtp.Start(smtp.Options{Addr: net.JoinHostPort(host, portAt(port, 2)), Domain: "mail.contoso.com",
-		TLSConfig: s.CA.ServerTLS(), Spool: filepath.Join(s.Dir, "mail"), Logger: log}); err != nil {
+		TLSConfig: s.CA.ServerTLS(), RequireTLS: true, Username: SMTPUser, Password: smtpPassword,
+		Spool: filepath.Join(s.Dir, "mail"), Logger: log}); err != nil {
 		return nil, fmt.Errorf("smtp sink: %w", err)
 	}
 
@@ -143,6 +150,7 @@ func Start(opt Options) (s *Sim, err error) {
 		WinRMURL: "http://" + wl.Addr().String() + "/wsman", WinRMUser: ServiceUser, WinRMPassword: password,
 		GraphURL: graphURL, AuthorityURL: graphURL, TenantID: s.Org.TenantID,
 		ClientID: s.Graph.ClientID(), ClientSecret: s.Graph.ClientSecret(), SMTPAddr: s.SMTP.Addr(),
+		SMTPUser: SMTPUser, SMTPPassword: smtpPassword,
 		CAFile: filepath.Join(s.Dir, "ca.pem"), ConfigFile: filepath.Join(s.Dir, "easgate.yaml"),
 	}
 	if err = s.CA.WriteCertFile(s.Info.CAFile); err != nil {
@@ -191,6 +199,7 @@ func (s *Sim) writeConfig() error {
 	secrets := map[string]string{
 		"exchange-password": s.Info.WinRMPassword,
 		"graph-secret":      s.Info.ClientSecret,
+		"smtp-password":     s.Info.SMTPPassword,
 	}
 	for name, v := range secrets {
 		if err := os.WriteFile(filepath.Join(s.Dir, name), []byte(v+"\n"), 0o600); err != nil {
@@ -220,7 +229,8 @@ intune:
   ca_file: %[1]s/ca.pem
 notify:
   enabled: true
-  smtp: {host: %[8]s, port: %[9]s, starttls: true, ca_file: %[1]s/ca.pem}
+  smtp: {host: %[8]s, port: %[9]s, starttls: true, ca_file: %[1]s/ca.pem,
+         username: %[11]q, password_file: %[1]s/smtp-password}
   from: %[10]q
 safety:
   # The simulated organisation starts with no easgate entries, so its
@@ -236,7 +246,7 @@ log:
 control:
   socket: %[1]s/easgate.sock
 `, s.Dir, winrmHost, winrmPort, ServiceUser, s.Info.TenantID, s.Info.ClientID, s.Info.GraphURL,
-		smtpHost, smtpPort, Sender)
+		smtpHost, smtpPort, Sender, SMTPUser)
 	if err := os.WriteFile(s.Info.ConfigFile, []byte(cfg), 0o600); err != nil {
 		return fmt.Errorf("write config: %w", err)
 	}
