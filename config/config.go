@@ -16,6 +16,8 @@ const (
 	EnvExchangePassword = "EASGATE_EXCHANGE_PASSWORD"
 	EnvGraphSecret      = "EASGATE_GRAPH_CLIENT_SECRET"
 	EnvSMTPPassword     = "EASGATE_SMTP_PASSWORD"
+	// EnvGraphCertPassword unlocks a password-protected PFX certificate_file.
+	EnvGraphCertPassword = "EASGATE_GRAPH_CERTIFICATE_PASSWORD"
 )
 
 // DefaultPath is where easgate looks for its config without --config or
@@ -70,6 +72,9 @@ type Intune struct {
 	CAFile           string `yaml:"ca_file"`
 
 	ClientSecret Secret `yaml:"-"`
+	// CertificatePassword unlocks a PFX certificate_file; from the
+	// environment only.
+	CertificatePassword Secret `yaml:"-"`
 }
 
 // PlatformException is one entry of policy.platform_exceptions.

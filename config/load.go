@@ -351,6 +351,7 @@ func (v *validator) secrets(c *Config) []string {
 		if _, err := os.Stat(c.Resolve(in.CertificateFile)); err != nil {
 			v.bad("intune.certificate_file", "%v", err)
 		}
+		in.CertificatePassword = Secret(os.Getenv(EnvGraphCertPassword))
 	} else {
 		in.ClientSecret = read("intune.client_secret_file", in.ClientSecretFile, EnvGraphSecret, true)
 	}

@@ -174,7 +174,7 @@ func (e *Engine) observe(ctx context.Context, rc *run, st *State, kind RunKind) 
 		scope  *Scope
 		scErr  error
 	)
-	wg.Add(2)
+	wg.Add(3)
 	go func() {
 		defer wg.Done()
 		t := e.now()
@@ -186,25 +186,28 @@ func (e *Engine) observe(ctx context.Context, rc *run, st *State, kind RunKind) 
 				"mailboxes", len(ex.Mailboxes), "problems", len(ex.Problems), "took", e.now().Sub(t))
 		}
 	}()
+	// Devices and scope groups are read at once; the Intune adapter keeps
+	// both within Graph's request limits.
+	intuneStart := e.now()
 	go func() {
 		defer wg.Done()
-		t := e.now()
 		mdm, mdmErr = e.deps.Intune.ManagedDevices(ctx, MDMQuery{Since: since})
 		if mdmErr == nil {
-			if kind == RunFull || st.Meta.Scope == nil {
-				scope, scErr = e.resolveScope(ctx)
-			} else {
-				scope = st.Meta.Scope
-			}
+			rc.log.Info("intune inventory read", "devices", len(mdm.Devices), "problems", len(mdm.Problems), "took", e.now().Sub(intuneStart))
 		}
-		err := errors.Join(mdmErr, scErr)
-		rc.phase(PhaseObserveIntune, t, err)
-		e.noteIntune(err)
-		if mdmErr == nil {
-			rc.log.Info("intune inventory read", "devices", len(mdm.Devices), "problems", len(mdm.Problems), "took", e.now().Sub(t))
+	}()
+	go func() {
+		defer wg.Done()
+		if kind == RunFull || st.Meta.Scope == nil {
+			scope, scErr = e.resolveScope(ctx)
+		} else {
+			scope = st.Meta.Scope
 		}
 	}()
 	wg.Wait()
+	intuneErr := errors.Join(mdmErr, scErr)
+	rc.phase(PhaseObserveIntune, intuneStart, intuneErr)
+	e.noteIntune(intuneErr)
 	if exErr != nil {
 		return nil, fmt.Errorf("read Exchange: %w", exErr)
 	}

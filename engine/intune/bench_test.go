@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	jsonserialization "github.com/microsoft/kiota-serialization-json-go"
 	"github.com/microsoftgraph/msgraph-sdk-go/devicemanagement"
 	"github.com/microsoftgraph/msgraph-sdk-go/models"
@@ -109,10 +108,6 @@ func sdkInventory(ctx context.Context, c *Client) ([]engine.MDMDevice, int, erro
 		}
 		resp, err = builder.WithUrl(*next).Get(ctx, nil)
 	}
-}
-
-func tokenOptions(scope string) policy.TokenRequestOptions {
-	return policy.TokenRequestOptions{Scopes: []string{scope}}
 }
 
 // simPage serves one page of n devices from the simulator's handler,
@@ -240,7 +235,7 @@ func BenchmarkInventory100k(b *testing.B) {
 
 	ctx := context.Background()
 	raw := func() (int, int, error) {
-		tok, err := e.client.cred.GetToken(ctx, tokenOptions(e.client.scope))
+		tok, err := e.client.tokens.GetToken(ctx, e.client.tokenOpts)
 		if err != nil {
 			return 0, 0, err
 		}

@@ -14,12 +14,11 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	abs "github.com/microsoft/kiota-abstractions-go"
@@ -41,8 +40,10 @@ const (
 	logKeyStatus    = "status"
 	logKeyDuration  = "duration"
 	logKeyRetry     = "retry_after"
+	logKeyWait      = "wait"
 	logKeyAttempt   = "attempt"
 	logKeyPages     = "pages"
+	logKeyPage      = "page"
 	logKeyDevices   = "devices"
 	logKeyProblems  = "problems"
 	logKeyGroup     = "group"
@@ -51,19 +52,29 @@ const (
 	logKeyIgnored   = "ignored"
 	logKeyFilter    = "filter"
 	logKeyError     = "error"
+	logKeyCredType  = "credential"
+	logKeyThumb     = "thumbprint"
+	logKeyExpires   = "expires"
 )
+
+// systemGraph is the system name the client reports calls under.
+const systemGraph = "graph"
 
 // Client reads Intune and Entra ID through Microsoft Graph. It is safe for
 // concurrent use.
 type Client struct {
-	cfg     *validated
-	log     *slog.Logger
-	cred    *azidentity.ClientSecretCredential
-	scope   string
-	auth    *kiotaazure.AzureIdentityAuthenticationProvider
-	adapter *msgraphsdk.GraphRequestAdapter
-	graph   *msgraphsdk.GraphServiceClient
-	base    *http.Transport
+	cfg       *validated
+	log       *slog.Logger
+	tokens    *tokenSource
+	cert      *certificateCredential // nil for a client secret
+	scope     string
+	tokenOpts policy.TokenRequestOptions
+	auth      *kiotaazure.AzureIdentityAuthenticationProvider
+	adapter   *msgraphsdk.GraphRequestAdapter
+	graph     *msgraphsdk.GraphServiceClient
+	base      *http.Transport
+	limiter   *limiter
+	observer  engine.CallObserver
 	// requests counts the HTTP requests sent to Graph, retries included.
 	requests atomic.Int64
 }
@@ -78,7 +89,8 @@ func New(cfg Config, log *slog.Logger) (*Client, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	c := &Client{cfg: v, log: log.With(logKeyComponent, "intune")}
+	c := &Client{cfg: v, log: log.With(logKeyComponent, "intune"), observer: v.Observer,
+		limiter: newLimiter(v.RateLimit, v.RateWindow)}
 
 	// One TLS-configured transport under both the token requests and the
 	// Graph middleware pipeline.
@@ -88,31 +100,36 @@ func New(cfg Config, log *slog.Logger) (*Client, error) {
 	c.base.ResponseHeaderTimeout = 60 * time.Second
 	c.base.DialContext = (&net.Dialer{Timeout: 15 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 
-	c.cred, err = azidentity.NewClientSecretCredential(v.TenantID, v.ClientID, v.ClientSecret, &azidentity.ClientSecretCredentialOptions{
-		ClientOptions: azcore.ClientOptions{
-			Cloud:     cloud.Configuration{ActiveDirectoryAuthorityHost: v.authority},
-			Transport: &http.Client{Transport: c.base},
-			Retry:     policy.RetryOptions{ShouldRetry: retryTokenRequest},
-		},
-		// Instance discovery would ask login.microsoftonline.com about a
-		// custom authority host; the authority is configuration instead.
-		DisableInstanceDiscovery: true,
-	})
+	build, cert, err := newCredentialBuilder(v, &http.Client{Transport: &authorityTransport{next: c.base, c: c}})
 	if err != nil {
-		return nil, fmt.Errorf("%w: client secret credential for tenant %s: %v", ErrConfig, v.TenantID, err)
+		return nil, err
+	}
+	c.cert = cert
+	if c.tokens, err = newTokenSource(build); err != nil {
+		return nil, fmt.Errorf("%w: credential for tenant %s: %v", ErrConfig, v.TenantID, err)
+	}
+	if cert != nil {
+		d := cert.describe()
+		c.log.Info("intune certificate credential", logKeyThumb, d.Thumbprint, logKeyExpires, d.NotAfter)
+		if left := time.Until(d.NotAfter); left < 30*24*time.Hour {
+			c.log.Warn("intune certificate expires soon", logKeyThumb, d.Thumbprint, logKeyExpires, d.NotAfter)
+		}
 	}
 
 	c.scope = v.graph.String() + "/.default"
+	// The same options as the SDK's authentication provider, so that Test
+	// and renewals share its cache entry.
+	c.tokenOpts = policy.TokenRequestOptions{Scopes: []string{c.scope}, EnableCAE: true}
 	// Without the Graph host in the allowed hosts the provider sends
 	// requests without a token, silently; the guard transport below turns
 	// any such request into ErrNoToken.
-	c.auth, err = kiotaazure.NewAzureIdentityAuthenticationProviderWithScopesAndValidHosts(c.cred, []string{c.scope}, []string{v.graph.Hostname()})
+	c.auth, err = kiotaazure.NewAzureIdentityAuthenticationProviderWithScopesAndValidHosts(c.tokens, []string{c.scope}, []string{v.graph.Hostname()})
 	if err != nil {
 		return nil, fmt.Errorf("%w: graph authentication provider: %v", ErrConfig, err)
 	}
 	opts := msgraphsdk.GetDefaultClientOptions()
 	httpClient := &http.Client{
-		Transport: khttp.NewCustomTransportWithParentTransport(&guardTransport{next: c.base, c: c}, msgraphcore.GetDefaultMiddlewaresWithOptions(&opts)...),
+		Transport: khttp.NewCustomTransportWithParentTransport(&guardTransport{next: c.base, c: c}, c.middlewares(&opts)...),
 		CheckRedirect: func(*http.Request, []*http.Request) error {
 			return http.ErrUseLastResponse // the redirect middleware follows them
 		},
@@ -124,8 +141,31 @@ func New(cfg Config, log *slog.Logger) (*Client, error) {
 	// Before NewGraphServiceClient, which captures the base URL and would
 	// otherwise set graph.microsoft.com's.
 	c.adapter.SetBaseUrl(v.graph.String() + "/v1.0")
+	sdkGlobals.Lock()
 	c.graph = msgraphsdk.NewGraphServiceClient(c.adapter)
+	sdkGlobals.Unlock()
 	return c, nil
+}
+
+// sdkGlobals serialises NewGraphServiceClient, which writes the SDK's
+// package-level serializer registries and backing store factory: two
+// clients built at once would race.
+var sdkGlobals sync.Mutex
+
+// middlewares is the SDK's default pipeline (Graph telemetry, URL
+// replacement, redirects, compression, parameter names, user agent,
+// headers inspection) with its retry handler replaced by the client's
+// request policy, which runs last, next to the wire.
+func (c *Client) middlewares(opts *msgraphcore.GraphClientOptions) []khttp.Middleware {
+	var out []khttp.Middleware
+	for _, m := range msgraphcore.GetDefaultMiddlewaresWithOptions(opts) {
+		switch m.(type) {
+		case *khttp.RetryHandler, khttp.RetryHandler:
+			continue
+		}
+		out = append(out, m)
+	}
+	return append(out, &requestPolicy{c: c})
 }
 
 // retryTokenRequest is azcore's retry decision for token requests, except
@@ -134,11 +174,7 @@ func New(cfg Config, log *slog.Logger) (*Client, error) {
 // backing off.
 func retryTokenRequest(resp *http.Response, err error) bool {
 	if err != nil {
-		var unknown x509.UnknownAuthorityError
-		var invalid x509.CertificateInvalidError
-		var host x509.HostnameError
-		var verify *tls.CertificateVerificationError
-		return !errors.As(err, &unknown) && !errors.As(err, &invalid) && !errors.As(err, &host) && !errors.As(err, &verify)
+		return !isTLSVerification(err) && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
 	}
 	if resp == nil {
 		return false
@@ -151,6 +187,16 @@ func retryTokenRequest(resp *http.Response, err error) bool {
 	return false
 }
 
+// isTLSVerification reports whether err is a certificate the client does
+// not trust: a configuration problem no retry fixes.
+func isTLSVerification(err error) bool {
+	var unknown x509.UnknownAuthorityError
+	var invalid x509.CertificateInvalidError
+	var host x509.HostnameError
+	var verify *tls.CertificateVerificationError
+	return errors.As(err, &unknown) || errors.As(err, &invalid) || errors.As(err, &host) || errors.As(err, &verify)
+}
+
 // Close releases idle connections.
 func (c *Client) Close() { c.base.CloseIdleConnections() }
 
@@ -158,9 +204,47 @@ func (c *Client) Close() { c.base.CloseIdleConnections() }
 // retries included (token requests excluded).
 func (c *Client) Requests() int64 { return c.requests.Load() }
 
+// Certificate describes the certificate the client authenticates with, or
+// returns nil for a client secret.
+func (c *Client) Certificate() *Certificate {
+	if c.cert == nil {
+		return nil
+	}
+	return c.cert.describe()
+}
+
+// observe reports one HTTP request to the observer.
+func (c *Client) observe(op string, d time.Duration, err error) {
+	if c.observer != nil {
+		c.observer.ObserveCall(systemGraph, op, d, err)
+	}
+}
+
+// authorityTransport carries the token and discovery requests azidentity
+// makes, reporting each to the observer.
+type authorityTransport struct {
+	next http.RoundTripper
+	c    *Client
+}
+
+func (a *authorityTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	start := time.Now()
+	resp, err := a.next.RoundTrip(req)
+	op := authorityOp(req.URL.Path)
+	switch {
+	case err != nil:
+		a.c.observe(op, time.Since(start), err)
+	case resp.StatusCode >= 400:
+		a.c.observe(op, time.Since(start), &AuthError{Authority: a.c.cfg.authority, Status: resp.StatusCode, err: ErrAuthentication})
+	default:
+		a.c.observe(op, time.Since(start), nil)
+	}
+	return resp, err
+}
+
 // guardTransport sits under the SDK's middleware, next to the wire: it
-// refuses a request without an Authorization header and logs each attempt,
-// retries included.
+// refuses a request without an Authorization header, and counts, observes
+// and logs each attempt, retries included.
 type guardTransport struct {
 	next http.RoundTripper
 	c    *Client
@@ -174,30 +258,71 @@ func (g *guardTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, fmt.Errorf("%w (is %s the host of graph_url?)", ErrNoToken, req.URL.Host)
 	}
 	g.c.requests.Add(1)
+	op := graphOp(req.URL.Path)
 	start := time.Now()
 	resp, err := g.next.RoundTrip(req)
+	took := time.Since(start)
 	if err != nil {
-		g.c.log.Debug("graph request failed", logKeyMethod, req.Method, logKeyPath, req.URL.Path, logKeyDuration, time.Since(start), logKeyError, err)
+		g.c.observe(op, took, err)
+		g.c.log.Debug("graph request failed", logKeyMethod, req.Method, logKeyPath, req.URL.Path, logKeyDuration, took, logKeyError, err)
 		return nil, err
 	}
-	switch resp.StatusCode {
-	case http.StatusTooManyRequests, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
-		g.c.log.Warn("graph throttled or unavailable", logKeyMethod, req.Method, logKeyPath, req.URL.Path,
-			logKeyStatus, resp.StatusCode, logKeyRetry, resp.Header.Get("Retry-After"), logKeyAttempt, req.Header.Get("Retry-Attempt"))
-		// The SDK's retry handler drops this response without closing it;
-		// read the small error body now so the connection is not pinned.
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		_ = resp.Body.Close()
-		resp.Body = io.NopCloser(strings.NewReader(string(body)))
-	default:
-		g.c.log.Debug("graph request", logKeyMethod, req.Method, logKeyPath, req.URL.Path, logKeyStatus, resp.StatusCode, logKeyDuration, time.Since(start))
+	if resp.StatusCode >= 400 {
+		g.c.observe(op, took, &GraphError{Status: resp.StatusCode, Path: req.URL.Path, RetryAfter: resp.Header.Get("Retry-After")})
+	} else {
+		g.c.observe(op, took, nil)
 	}
+	g.c.log.Debug("graph request", logKeyMethod, req.Method, logKeyPath, req.URL.Path, logKeyStatus, resp.StatusCode, logKeyDuration, took)
 	return resp, nil
 }
 
-// send runs one request through the SDK's adapter (authentication,
-// retries, redirects) and hands a 200 response's body to decode.
+// maxBodyRetries is how often send repeats a request whose 200 response
+// broke off mid-body (a dropped connection): the middleware retries only
+// what fails before the body.
+const maxBodyRetries = 2
+
+// send runs one request through the SDK's adapter (authentication, the
+// request policy, redirects) and hands a 200 response's body to decode,
+// which must start from nothing each time: a body that breaks off is
+// fetched again.
 func (c *Client) send(ctx context.Context, ri *abs.RequestInformation, decode func(io.Reader) error) error {
+	for attempt := 0; ; attempt++ {
+		err := c.sendOnce(ctx, ri, decode)
+		if err == nil || attempt >= maxBodyRetries || ctx.Err() != nil || !isTruncated(err) {
+			return err
+		}
+		c.log.Warn("graph response broke off; reading it again", logKeyAttempt, attempt+1, logKeyError, err)
+	}
+}
+
+// isTruncated reports whether a decode failed because the body broke off
+// (a read error, or JSON that ends mid-value), rather than because it held
+// something else than the JSON Graph documents.
+func isTruncated(err error) bool {
+	var re *bodyReadError
+	return errors.Is(err, io.ErrUnexpectedEOF) || errors.As(err, &re)
+}
+
+// bodyReadError is a failure to read a response body: a dropped connection
+// or a reset HTTP/2 stream.
+type bodyReadError struct{ err error }
+
+func (e *bodyReadError) Error() string { return "read response body: " + e.err.Error() }
+func (e *bodyReadError) Unwrap() error { return e.err }
+
+// taggedBody marks its read errors as bodyReadError, so that they are told
+// apart from the decoder's own.
+type taggedBody struct{ r io.Reader }
+
+func (t taggedBody) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	if err != nil && err != io.EOF {
+		err = &bodyReadError{err}
+	}
+	return n, err
+}
+
+func (c *Client) sendOnce(ctx context.Context, ri *abs.RequestInformation, decode func(io.Reader) error) error {
 	handler := abs.NewRequestHandlerOption()
 	handler.SetResponseHandler(func(response any, _ abs.ErrorMappings) (any, error) {
 		resp, ok := response.(*http.Response)
@@ -208,7 +333,7 @@ func (c *Client) send(ctx context.Context, ri *abs.RequestInformation, decode fu
 		if resp.StatusCode != http.StatusOK {
 			return nil, graphErrorFrom(resp)
 		}
-		return nil, decode(resp.Body)
+		return nil, decode(taggedBody{resp.Body})
 	})
 	ri.AddRequestOptions([]abs.RequestOption{handler})
 	_, err := c.adapter.SendPrimitive(ctx, ri, "[]byte", nil)
@@ -260,7 +385,7 @@ func (e *GraphError) Error() string {
 		b.WriteString(")")
 	}
 	if e.RetryAfter != "" {
-		b.WriteString("; retry after " + e.RetryAfter + "s")
+		b.WriteString("; Retry-After " + oneLine(e.RetryAfter, 40))
 	}
 	return b.String()
 }

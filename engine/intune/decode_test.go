@@ -3,9 +3,12 @@ package intune
 import (
 	"errors"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"easgate/engine"
 )
@@ -157,5 +160,55 @@ func TestRolesOf(t *testing.T) {
 				t.Fatalf("rolesOf = %v, %v; want %v, %v", roles, ok, tt.roles, tt.ok)
 			}
 		})
+	}
+}
+
+func TestDeviceReadKeepsTheLaterCopyOfAMovedDevice(t *testing.T) {
+	dev := func(id, name string) engine.MDMDevice { return engine.MDMDevice{ID: id, DeviceName: name} }
+	tests := []struct {
+		name  string
+		pages [][]engine.MDMDevice
+		want  []engine.MDMDevice
+	}{
+		{name: "no duplicates", pages: [][]engine.MDMDevice{{dev("a", "1"), dev("b", "1")}, {dev("c", "2")}},
+			want: []engine.MDMDevice{dev("a", "1"), dev("b", "1"), dev("c", "2")}},
+		{name: "moved to a later page", pages: [][]engine.MDMDevice{{dev("a", "1"), dev("b", "1")}, {dev("c", "2"), dev("a", "2")}},
+			want: []engine.MDMDevice{dev("a", "2"), dev("b", "1"), dev("c", "2")}},
+		{name: "twice on one page", pages: [][]engine.MDMDevice{{dev("a", "1"), dev("a", "1b"), dev("b", "1")}},
+			want: []engine.MDMDevice{dev("a", "1b"), dev("b", "1")}},
+		{name: "a page of duplicates only", pages: [][]engine.MDMDevice{{dev("a", "1")}, {dev("a", "2")}, {dev("b", "3")}},
+			want: []engine.MDMDevice{dev("a", "2"), dev("b", "3")}},
+		{name: "nothing", pages: nil, want: []engine.MDMDevice{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := &deviceRead{}
+			for _, p := range tt.pages {
+				r.add(slices.Clone(p))
+			}
+			got := r.finish().devices
+			if !slices.Equal(got, tt.want) || cap(got) != len(got) {
+				t.Fatalf("got %v (cap %d), want %v", got, cap(got), tt.want)
+			}
+		})
+	}
+}
+
+func TestInternerSharesFewValuedStrings(t *testing.T) {
+	in := newInterner()
+	a := in.of(string([]byte("iOS")))
+	b := in.of(string([]byte("iOS")))
+	if a != b || unsafe.StringData(a) != unsafe.StringData(b) {
+		t.Fatal("equal strings are not shared")
+	}
+	for i := range maxInterned + 10 {
+		in.of(strconv.Itoa(i))
+	}
+	if len(in.m) != maxInterned {
+		t.Fatalf("interner holds %d strings, want at most %d", len(in.m), maxInterned)
+	}
+	var none *interner
+	if none.of("x") != "x" {
+		t.Fatal("nil interner changed its argument")
 	}
 }

@@ -24,11 +24,13 @@ type wireUser struct {
 }
 
 // GroupMembers returns the users in the group and in every group nested in
-// it (transitiveMembers/microsoft.graph.user). A group that does not exist,
-// or an ID that cannot be one, is an error wrapping engine.ErrGroupNotFound.
-// Unlike a device, a member record that cannot be read fails the call:
-// scope resolved from a partial list could exclude or include the wrong
-// people.
+// it (transitiveMembers/microsoft.graph.user), each once, with their UPN,
+// mail and proxy addresses: the engine matches mailboxes to them by UPN,
+// then primary SMTP, then any proxy address. A group that does not exist,
+// or an ID that cannot be one, is an error wrapping engine.ErrGroupNotFound
+// that names the group. Unlike a device, a member record or page that
+// cannot be read fails the call: scope resolved from a partial list would
+// exclude or include the wrong people.
 func (c *Client) GroupMembers(ctx context.Context, groupID string) ([]engine.DirectoryUser, error) {
 	if !isObjectID(groupID) {
 		return nil, fmt.Errorf("list members of group %q: not an object ID: %w", oneLine(groupID, 64), engine.ErrGroupNotFound)
@@ -49,8 +51,10 @@ func (c *Client) GroupMembers(ctx context.Context, groupID string) ([]engine.Dir
 		if page > maxPages {
 			return nil, fmt.Errorf("list members of group %s: %w: more than %d pages", groupID, ErrBadResponse, maxPages)
 		}
+		var pageUsers []engine.DirectoryUser
 		next := ""
 		err := c.send(ctx, ri, func(r io.Reader) error {
+			pageUsers, next = pageUsers[:0], ""
 			return decodeCollection(r, &next, func(dec *json.Decoder, i int) error {
 				var w wireUser
 				if err := dec.Decode(&w); err != nil {
@@ -59,10 +63,7 @@ func (c *Client) GroupMembers(ctx context.Context, groupID string) ([]engine.Dir
 				if w.ID == "" {
 					return errors.New("member without id")
 				}
-				if !seen[w.ID] {
-					seen[w.ID] = true
-					users = append(users, engine.DirectoryUser{ID: w.ID, UserPrincipalName: w.UserPrincipalName, Mail: w.Mail, ProxyAddresses: w.ProxyAddresses})
-				}
+				pageUsers = append(pageUsers, engine.DirectoryUser{ID: w.ID, UserPrincipalName: w.UserPrincipalName, Mail: w.Mail, ProxyAddresses: w.ProxyAddresses})
 				return nil
 			})
 		})
@@ -72,6 +73,12 @@ func (c *Client) GroupMembers(ctx context.Context, groupID string) ([]engine.Dir
 				return nil, fmt.Errorf("list members of group %s: %w: %w", groupID, engine.ErrGroupNotFound, err)
 			}
 			return nil, fmt.Errorf("list members of group %s: page %d: %w", groupID, page, err)
+		}
+		for _, u := range pageUsers {
+			if !seen[u.ID] {
+				seen[u.ID] = true
+				users = append(users, u)
+			}
 		}
 		if next == "" {
 			break

@@ -3,9 +3,11 @@ package intune
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
-	"net/http"
+	"net/url"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -47,26 +49,32 @@ type env struct {
 	cfg    Config
 	client *Client
 	logs   *lockedBuffer
+	calls  *callRecorder
 }
 
 type envOptions struct {
 	users  int
 	org    *org.Org // instead of generating one with users
 	sim    graph.Options
+	cert   *simtls.ClientCertificate // authenticate with this certificate instead of the secret
 	config func(*Config)
 }
 
 // newEnv starts the Graph simulator over a generated org on 127.0.0.1 and
-// a real client (azidentity + msgraph-sdk-go) pointed at it.
+// a real client (azidentity + msgraph-sdk-go) pointed at it. Backoff
+// without Retry-After starts at 20 ms to keep tests fast.
 func newEnv(t testing.TB, o envOptions) *env {
 	t.Helper()
 	ca, err := simtls.New()
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, ca: ca, org: o.org, logs: &lockedBuffer{}}
+	e := &env{t: t, ca: ca, org: o.org, logs: &lockedBuffer{}, calls: &callRecorder{}}
 	if e.org == nil {
 		e.org = org.Generate(org.Options{Users: o.users, Seed: 42, Now: simNow})
+	}
+	if o.cert != nil {
+		o.sim.ClientCertificates = append(o.sim.ClientCertificates, o.cert.Cert)
 	}
 	e.sim = graph.New(e.org, o.sim)
 	e.url, err = e.sim.Start("127.0.0.1:0", ca)
@@ -75,12 +83,21 @@ func newEnv(t testing.TB, o envOptions) *env {
 	}
 	t.Cleanup(func() { _ = e.sim.Close() })
 	e.cfg = Config{
-		TenantID:     e.sim.TenantID(),
-		ClientID:     e.sim.ClientID(),
-		ClientSecret: e.sim.ClientSecret(),
-		GraphURL:     e.url,
-		AuthorityURL: e.url,
-		CAPEM:        ca.CertPEM(),
+		TenantID:       e.sim.TenantID(),
+		ClientID:       e.sim.ClientID(),
+		ClientSecret:   e.sim.ClientSecret(),
+		GraphURL:       e.url,
+		AuthorityURL:   e.url,
+		CAPEM:          ca.CertPEM(),
+		Observer:       e.calls,
+		RetryBaseDelay: 20 * time.Millisecond,
+	}
+	if o.cert != nil {
+		e.cfg.ClientSecret = ""
+		e.cfg.CertificateFile = filepath.Join(t.TempDir(), "app.pem")
+		if err := o.cert.WriteFile(e.cfg.CertificateFile); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if o.config != nil {
 		o.config(&e.cfg)
@@ -153,11 +170,11 @@ func checkSame(t *testing.T, got []engine.MDMDevice, want []*org.ManagedDevice) 
 // secret or token reached the log.
 func (e *env) checkClean() {
 	e.t.Helper()
-	if st := e.sim.Stats(); st.Unauthorized != 0 {
-		e.t.Errorf("simulator refused %d requests for their token", st.Unauthorized)
+	if st := e.sim.Stats(); st.Unauthorized != 0 || st.AlteredLinks != 0 {
+		e.t.Errorf("simulator refused %d requests for their token; %d requests did not follow a nextLink verbatim", st.Unauthorized, st.AlteredLinks)
 	}
 	logs := e.logs.String()
-	if strings.Contains(logs, e.sim.ClientSecret()) || strings.Contains(logs, "eyJ") {
+	if strings.Contains(logs, e.sim.ClientSecret()) || strings.Contains(logs, "eyJ") || strings.Contains(logs, "PRIVATE KEY") {
 		e.t.Errorf("log holds a secret or a token:\n%s", logs)
 	}
 }
@@ -212,7 +229,9 @@ func TestQuickFilter(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e := newEnv(t, envOptions{users: 200, sim: graph.Options{IgnoreFilters: tt.ignore}, config: func(c *Config) { c.PageSize = 50 }})
+			simLog := &lockedBuffer{}
+			e := newEnv(t, envOptions{users: 200, config: func(c *Config) { c.PageSize = 50 }, sim: graph.Options{IgnoreFilters: tt.ignore,
+				Log: slog.New(slog.NewJSONHandler(simLog, &slog.HandlerOptions{Level: slog.LevelDebug}))}})
 			e.org.Mu.Lock()
 			// Move every device's dates out of the window, then put a few
 			// back: synced since, enrolled since, both.
@@ -238,6 +257,20 @@ func TestQuickFilter(t *testing.T) {
 			checkSame(t, inv.Devices, want)
 			if tt.ignore && !strings.Contains(e.logs.String(), "graph returned devices outside its filter") {
 				t.Error("ignored filter not logged")
+			}
+			// Two filtered reads, from Since rounded down to the second.
+			filters := map[string]int{}
+			for _, q := range loggedQueries(t, simLog) {
+				filters[q.Get("$filter")]++
+			}
+			stamp := since.Truncate(time.Second).Format(time.RFC3339)
+			for _, want := range []string{"lastSyncDateTime gt " + stamp, "enrolledDateTime gt " + stamp} {
+				if filters[want] == 0 {
+					t.Errorf("no request with $filter=%s; filters sent: %v", want, filters)
+				}
+			}
+			if filters[""] != 0 {
+				t.Errorf("%d unfiltered requests in a quick read", filters[""])
 			}
 			e.checkClean()
 		})
@@ -334,55 +367,6 @@ func TestUnknownGroupIsNotFound(t *testing.T) {
 	}
 }
 
-func TestRetryAfterIsHonoured(t *testing.T) {
-	tests := []struct {
-		name       string
-		status     int
-		retryAfter string
-		minWait    time.Duration
-		maxWait    time.Duration
-	}{
-		{name: "429 whole seconds", status: http.StatusTooManyRequests, retryAfter: "1", minWait: time.Second, maxWait: 5 * time.Second},
-		// Known SDK limitation: kiota's retry handler truncates a
-		// fractional Retry-After, so 0.6 s becomes an immediate retry.
-		{name: "503 fractional truncated by the SDK", status: http.StatusServiceUnavailable, retryAfter: "0.6", maxWait: 550 * time.Millisecond},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			e := newEnv(t, envOptions{users: 100, config: func(c *Config) { c.PageSize = 30 }})
-			e.sim.AddFault(graph.Fault{Path: graph.PathManagedDevices, Page: 2, Status: tt.status, RetryAfter: tt.retryAfter, Times: 1})
-			start := time.Now()
-			inv, err := e.client.ManagedDevices(t.Context(), engine.MDMQuery{})
-			elapsed := time.Since(start)
-			if err != nil {
-				t.Fatal(err)
-			}
-			want := e.managed()
-			checkSame(t, inv.Devices, want)
-			pages := (len(want) + 29) / 30
-			if e.client.Requests() != int64(pages+1) || e.sim.Stats().Faults != 1 {
-				t.Fatalf("%d requests for %d pages, %d faults: want one retry", e.client.Requests(), pages, e.sim.Stats().Faults)
-			}
-			if elapsed < tt.minWait || elapsed > tt.maxWait {
-				t.Fatalf("read took %v, want between %v and %v", elapsed, tt.minWait, tt.maxWait)
-			}
-		})
-	}
-}
-
-func TestPersistentThrottlingFails(t *testing.T) {
-	e := newEnv(t, envOptions{users: 10})
-	e.sim.AddFault(graph.Fault{Path: graph.PathManagedDevices, Status: http.StatusTooManyRequests, RetryAfter: "0"})
-	_, err := e.client.ManagedDevices(t.Context(), engine.MDMQuery{})
-	if !errors.Is(err, ErrThrottled) {
-		t.Fatalf("err = %v, want ErrThrottled", err)
-	}
-	t.Logf("error: %v", err)
-	if got := e.sim.Stats().Faults; got != 4 {
-		t.Fatalf("%d attempts, want 4 (the SDK's 3 retries)", got)
-	}
-}
-
 func TestNoRequestWithoutToken(t *testing.T) {
 	tests := []struct {
 		name  string
@@ -466,61 +450,6 @@ func TestAuthenticationFailures(t *testing.T) {
 	}
 }
 
-func TestExpiredTokenIsUnauthorized(t *testing.T) {
-	var mu sync.Mutex
-	now := simNow
-	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	e := newEnv(t, envOptions{users: 10, sim: graph.Options{Now: clock}})
-	if _, err := e.client.ManagedDevices(t.Context(), engine.MDMQuery{}); err != nil {
-		t.Fatal(err)
-	}
-	// The simulator's clock jumps past the token's lifetime; MSAL's cache,
-	// on the real clock, still holds it as valid.
-	mu.Lock()
-	now = now.Add(2 * time.Hour)
-	mu.Unlock()
-	_, err := e.client.ManagedDevices(t.Context(), engine.MDMQuery{})
-	if !errors.Is(err, ErrUnauthorized) {
-		t.Fatalf("err = %v, want ErrUnauthorized", err)
-	}
-	t.Logf("error: %v", err)
-	if !strings.Contains(err.Error(), "InvalidAuthenticationToken") {
-		t.Fatalf("error %q lacks Graph's code", err)
-	}
-}
-
-func TestConnectivityReport(t *testing.T) {
-	tests := []struct {
-		name    string
-		roles   []string
-		readOK  bool
-		missing []string
-		wantErr error
-	}{
-		{name: "all permissions", readOK: true},
-		{name: "groups only", roles: []string{graph.RoleGroupMemberRead}, missing: []string{graph.RoleManagedDevicesRead}, wantErr: ErrForbidden},
-		{name: "devices only", roles: []string{graph.RoleManagedDevicesRead}, readOK: true, missing: []string{graph.RoleGroupMemberRead}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			e := newEnv(t, envOptions{users: 10, sim: graph.Options{Roles: tt.roles}})
-			rep, err := e.client.Test(t.Context())
-			if !errors.Is(err, tt.wantErr) && (err != nil || tt.wantErr != nil) {
-				t.Fatalf("Test err = %v, want %v", err, tt.wantErr)
-			}
-			if !rep.TokenOK || rep.ReadOK != tt.readOK || !slices.Equal(rep.MissingRoles, tt.missing) {
-				t.Fatalf("report %+v", rep)
-			}
-			if tt.readOK && rep.DevicesSeen != 1 {
-				t.Fatalf("devices seen %d, want 1", rep.DevicesSeen)
-			}
-			if rep.TokenExpires.Before(time.Now().Add(50*time.Minute)) || rep.GraphURL != e.url || rep.TenantID != e.sim.TenantID() {
-				t.Fatalf("report %+v", rep)
-			}
-		})
-	}
-}
-
 func TestConcurrentReads(t *testing.T) {
 	e := newEnv(t, envOptions{users: 150, config: func(c *Config) { c.PageSize = 25 }})
 	var wg sync.WaitGroup
@@ -547,6 +476,91 @@ func TestConcurrentReads(t *testing.T) {
 	}
 	if st := e.sim.Stats(); st.Tokens != 1 {
 		t.Fatalf("%d tokens for concurrent reads, want 1", st.Tokens)
+	}
+	e.checkClean()
+}
+
+func TestWireShapeOfDeviceReads(t *testing.T) {
+	simLog := &lockedBuffer{}
+	e := newEnv(t, envOptions{users: 120, sim: graph.Options{Log: slog.New(slog.NewJSONHandler(simLog, &slog.HandlerOptions{Level: slog.LevelDebug}))}})
+	cfg := e.cfg
+	cfg.PageSize = 0 // the default: Graph's largest page
+	if _, err := e.newClient(cfg).ManagedDevices(t.Context(), engine.MDMQuery{}); err != nil {
+		t.Fatal(err)
+	}
+	cfg.PageSize = 40 // several pages
+	c := e.newClient(cfg)
+	if _, err := c.ManagedDevices(t.Context(), engine.MDMQuery{}); err != nil {
+		t.Fatal(err)
+	}
+	queries := loggedQueries(t, simLog)
+	if len(queries) < 3 {
+		t.Fatalf("%d device requests logged", len(queries))
+	}
+	wantSelect := "id,userId,userPrincipalName,emailAddress,deviceName,operatingSystem,osVersion,model,manufacturer," +
+		"easDeviceId,easActivated,complianceState,managementAgent,exchangeAccessState,enrolledDateTime,lastSyncDateTime"
+	tests := []struct {
+		name string
+		q    url.Values
+		top  string
+	}{
+		{name: "default page size", q: queries[0], top: "1000"},
+		{name: "first page", q: queries[1], top: "40"},
+		{name: "a later page", q: queries[2], top: "40"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.q.Get("$select") != wantSelect || tt.q.Get("$top") != tt.top {
+				t.Fatalf("query %v: want $select=%s and $top=%s", tt.q, wantSelect, tt.top)
+			}
+		})
+	}
+	if queries[2].Get("$skiptoken") == "" {
+		t.Fatal("the second page was not requested through its nextLink")
+	}
+	if st := e.sim.Stats(); st.AlteredLinks != 0 || st.Pages < 3 {
+		t.Fatalf("%d of %d page requests did not use the nextLink verbatim", st.AlteredLinks, st.Pages)
+	}
+}
+
+// loggedQueries returns the queries of the managedDevices requests the
+// simulator logged, in order.
+func loggedQueries(t *testing.T, simLog *lockedBuffer) []url.Values {
+	t.Helper()
+	var queries []url.Values
+	for _, line := range strings.Split(strings.TrimSpace(simLog.String()), "\n") {
+		var rec struct{ Path, Query string }
+		if json.Unmarshal([]byte(line), &rec) != nil || rec.Path != graph.PathManagedDevices {
+			continue
+		}
+		q, err := url.ParseQuery(rec.Query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		queries = append(queries, q)
+	}
+	return queries
+}
+
+func TestAuthorityAndGraphOnDifferentHosts(t *testing.T) {
+	// As in a sovereign cloud: the authority and Graph are other hosts than
+	// the public cloud's, and not each other. The token's scope comes from
+	// graph_url: the simulator accepts a token only for the Graph host the
+	// request reaches.
+	e := newEnv(t, envOptions{users: 30})
+	cfg := e.cfg
+	cfg.AuthorityURL = strings.Replace(e.url, "127.0.0.1", "localhost", 1)
+	c := e.newClient(cfg)
+	inv, err := c.ManagedDevices(t.Context(), engine.MDMQuery{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSame(t, inv.Devices, e.managed())
+	if c.scope != e.url+"/.default" {
+		t.Fatalf("scope %q, want graph_url's", c.scope)
+	}
+	if st := e.sim.Stats(); st.Tokens != 1 || st.Unauthorized != 0 {
+		t.Fatalf("stats %+v", st)
 	}
 	e.checkClean()
 }

@@ -92,7 +92,8 @@ func (s *Server) openIDConfiguration(w http.ResponseWriter, r *http.Request, c *
 }
 
 // issueToken serves the client-credentials grant of
-// /{tenant}/oauth2/v2.0/token with a client secret.
+// /{tenant}/oauth2/v2.0/token with a client secret or a client assertion
+// signed with a registered certificate's key.
 func (s *Server) issueToken(w http.ResponseWriter, r *http.Request, c *reqCtx, tenant string) {
 	fail := func(status int, code string, aadsts int, desc string) {
 		s.count(func(st *Stats) { st.TokenFailures++ })
@@ -124,11 +125,14 @@ func (s *Server) issueToken(w http.ResponseWriter, r *http.Request, c *reqCtx, t
 			fmt.Sprintf("Application with identifier '%s' was not found in the directory '%s'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.", clientID, tid))
 		return
 	}
+	byCert := false
 	switch {
 	case form.Get("client_assertion") != "":
-		fail(http.StatusUnauthorized, "invalid_client", 700027,
-			"Client assertion failed signature validation. The simulator accepts only a client secret.")
-		return
+		if e := s.verifyAssertion(r, form, tenant, tid); e != nil {
+			fail(e.status, e.code, e.aadsts, e.desc)
+			return
+		}
+		byCert = true
 	case form.Get("client_secret") == "":
 		fail(http.StatusUnauthorized, "invalid_client", 7000216,
 			"'client_assertion', 'client_secret' or 'request' is required for the 'client_credentials' grant type.")
@@ -167,6 +171,9 @@ func (s *Server) issueToken(w http.ResponseWriter, r *http.Request, c *reqCtx, t
 	}
 	s.tokens[access] = token{expires: exp, audience: resource, roles: slices.Clone(s.roles)}
 	s.stats.Tokens++
+	if byCert {
+		s.stats.CertificateTokens++
+	}
 	s.mu.Unlock()
 
 	secs := int(s.lifetime / time.Second)

@@ -209,6 +209,14 @@ func (s *Server) managedDevices(w http.ResponseWriter, r *http.Request, c *reqCt
 	s.org.Mu.RUnlock()
 	j.raw("]}")
 
-	s.count(func(st *Stats) { st.Graph++; st.ByPath[PathManagedDevices]++ })
+	if !s.pay(r, devicePageCost(len(page), len(fields))) {
+		return
+	}
+	s.count(func(st *Stats) {
+		st.Graph++
+		st.ByPath[PathManagedDevices]++
+		st.Pages++
+		st.Objects += len(page)
+	})
 	writeJSON(w, r, http.StatusOK, j.b)
 }

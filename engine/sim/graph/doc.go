@@ -6,11 +6,21 @@
 // members (/v1.0/groups/{id}/transitiveMembers/microsoft.graph.user).
 //
 // It speaks the wire protocol with Graph's JSON shapes, enum spellings,
-// paging (@odata.nextLink with an opaque $skiptoken), $select, $top, the
-// subset of $filter Intune honours (an unsupported filter is silently
-// ignored, as Graph does), Graph's error bodies, and 401s for a missing,
-// unknown or expired bearer token. Tests inject 429 and 503 faults with
-// Retry-After per path and page, and read request counters.
+// paging (@odata.nextLink built from the host the client used, with an
+// opaque $skiptoken), $select, $top, the subset of $filter Intune honours
+// (an unsupported filter is silently ignored, as Graph does), Graph's error
+// bodies, gzip request bodies, and 401s for a missing, unknown or expired
+// bearer token. The token endpoint accepts a client secret or a client
+// assertion signed with a registered certificate's key (checked as Entra
+// ID checks it: thumbprint, signature, iss, sub, aud, nbf, exp); tokens
+// last a configurable lifetime.
+//
+// Tests inject faults per path and page (429 and 503 with Retry-After,
+// fractional or a date; a page that always fails; slow pages; tokens that
+// expire mid-read; token endpoint failures) and read counters (requests,
+// pages, objects, tokens). A cost model (cost.go), off by default, holds
+// each response for the latency a real tenant would take, scaled, for
+// benchmarks.
 //
 // It serves HTTPS with a certificate from package simtls. It imports only
 // the standard library, org and simtls: never the Graph SDK, azidentity or

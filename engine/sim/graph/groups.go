@@ -161,6 +161,14 @@ func (s *Server) groupUsers(w http.ResponseWriter, r *http.Request, c *reqCtx, i
 	s.org.Mu.RUnlock()
 	j.raw("]}")
 
-	s.count(func(st *Stats) { st.Graph++; st.ByPath[r.URL.Path]++ })
+	if !s.pay(r, memberPageCost(end-i)) {
+		return
+	}
+	s.count(func(st *Stats) {
+		st.Graph++
+		st.ByPath[r.URL.Path]++
+		st.Pages++
+		st.Objects += end - i
+	})
 	writeJSON(w, r, http.StatusOK, j.b)
 }

@@ -96,7 +96,33 @@ func (s *Server) nextLink(r *http.Request, next cursor) string {
 	b.WriteByte(sep)
 	b.WriteString("$skiptoken=")
 	b.WriteString(next.encode())
-	return b.String()
+	link := b.String()
+	s.mu.Lock()
+	if len(s.links) >= maxRememberedLinks {
+		clear(s.links)
+	}
+	s.links[link] = struct{}{}
+	s.mu.Unlock()
+	return link
+}
+
+// maxRememberedLinks bounds the nextLinks remembered to check that clients
+// follow them verbatim.
+const maxRememberedLinks = 100_000
+
+// checkLink counts a paged request whose URL is not, byte for byte, a
+// nextLink the simulator handed out (Stats.AlteredLinks): Graph's
+// $skiptoken links are opaque, and a client must not rebuild them.
+func (s *Server) checkLink(r *http.Request) {
+	if r.URL.Query().Get("$skiptoken") == "" {
+		return
+	}
+	got := baseURL(r) + r.URL.RequestURI()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.links[got]; !ok {
+		s.stats.AlteredLinks++
+	}
 }
 
 // escapeQuery escapes a query value the way Graph's links do: spaces as
@@ -122,4 +148,19 @@ func parseSelect(v string, known func(string) bool) (names []string, unknown str
 		names = append(names, n)
 	}
 	return names, ""
+}
+
+// pageNumber is the 1-based page a request asks for, to match faults
+// before the request is authenticated; 0 for a $skiptoken that is not one
+// of the simulator's.
+func pageNumber(r *http.Request) int {
+	tok := r.URL.Query().Get("$skiptoken")
+	if tok == "" {
+		return 1
+	}
+	cur, ok := decodeCursor(tok)
+	if !ok {
+		return 0
+	}
+	return cur.page
 }

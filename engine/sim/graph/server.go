@@ -1,9 +1,11 @@
 package graph
 
 import (
+	"bytes"
 	"compress/gzip"
 	"context"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -11,6 +13,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -46,6 +50,7 @@ const DefaultClientID = "9c2d7f4e-5b1a-4e3c-8f6d-2a7b1c0e4d51"
 const (
 	logKeyMethod   = "method"
 	logKeyPath     = "path"
+	logKeyQuery    = "query"
 	logKeyStatus   = "status"
 	logKeyDuration = "duration"
 	logKeyAddr     = "addr"
@@ -75,18 +80,30 @@ type Options struct {
 	// everything, as Graph does for a filter it does not know: clients
 	// must not rely on a filter for correctness.
 	IgnoreFilters bool
+	// ClientCertificates are the certificates registered for the
+	// application: a client assertion signed by one of their keys
+	// authenticates it (certificate credentials). More can be added with
+	// AddClientCertificate.
+	ClientCertificates []*x509.Certificate
+	// CostScale turns on the cost model (cost.go): every response is held
+	// back for the latency a real tenant would take, times CostScale (1 is
+	// real time, 0.01 a hundred times faster). Zero, the default, serves
+	// at once.
+	CostScale float64
 }
 
 // Fault makes matching requests fail with Status (and Retry-After) instead
-// of being served, as Graph's throttling and outages do.
+// of being served, as Graph's throttling and outages do; or be slow
+// (Delay); or find their token expired (ExpireTokens).
 type Fault struct {
 	// Path is the request path to fail, e.g. PathManagedDevices or
-	// "/{tenant}/oauth2/v2.0/token"; empty matches every Graph request.
+	// TokenPath(); empty matches every Graph request.
 	Path string
 	// Page is the 1-based page of a paged list to fail (1 is the request
 	// without $skiptoken); 0 matches every page.
 	Page int
-	// Status is the HTTP status to answer, e.g. 429 or 503.
+	// Status is the HTTP status to answer, e.g. 429 or 503, or
+	// StatusTruncated; 0 answers normally (after Delay, ExpireTokens).
 	Status int
 	// RetryAfter is the Retry-After header to send ("2", "0.5"); empty
 	// sends none.
@@ -94,6 +111,14 @@ type Fault struct {
 	// Times is how many matching requests fail before the fault clears;
 	// 0 fails every one until ClearFaults.
 	Times int
+	// Delay holds the request this long (or until the client gives up)
+	// before it is answered: a slow page. With Status 0 it is then served.
+	Delay time.Duration
+	// ExpireTokens expires every access token issued so far before the
+	// request is authenticated, as Graph does when its clock passes a
+	// token's expiry while the client's cache still holds it. With Status
+	// 0 the request then meets Graph's 401.
+	ExpireTokens bool
 }
 
 // Stats count what the simulator has served.
@@ -105,8 +130,18 @@ type Stats struct {
 	Graph         int            // Graph requests served with 200
 	Unauthorized  int            // Graph requests refused with 401 (missing, unknown, expired token)
 	Forbidden     int            // Graph requests refused with 403 (missing app role)
-	Faults        int            // requests failed by an injected Fault
+	Faults        int            // requests an injected Fault matched
 	ByPath        map[string]int // Graph requests served with 200, by path
+	// Pages is how many collection pages were served (managed devices and
+	// group members), Objects how many items they held.
+	Pages   int
+	Objects int
+	// CertificateTokens counts the tokens issued for a client assertion
+	// (certificate credential), included in Tokens.
+	CertificateTokens int
+	// AlteredLinks counts paged requests whose URL was not exactly a
+	// nextLink the simulator handed out.
+	AlteredLinks int
 }
 
 // Server is a simulated Entra ID and Microsoft Graph over one organisation.
@@ -121,9 +156,12 @@ type Server struct {
 	log      *slog.Logger
 	signKey  []byte
 	noFilter bool
+	cost     float64
 
 	mu       sync.Mutex
 	linkBase string
+	certs    []*x509.Certificate
+	links    map[string]struct{} // nextLinks handed out
 	tokens   map[string]token
 	faults   []*Fault
 	stats    Stats
@@ -144,6 +182,9 @@ func New(o *org.Org, opt Options) *Server {
 		log:      opt.Log,
 		signKey:  randomBytes(32),
 		noFilter: opt.IgnoreFilters,
+		cost:     opt.CostScale,
+		certs:    slices.Clone(opt.ClientCertificates),
+		links:    map[string]struct{}{},
 		tokens:   map[string]token{},
 		stats:    Stats{ByPath: map[string]int{}},
 	}
@@ -181,6 +222,32 @@ func (s *Server) ClientID() string { return s.clientID }
 
 // ClientSecret returns the client secret the token endpoint accepts.
 func (s *Server) ClientSecret() string { return s.secret }
+
+// AddClientCertificate registers a certificate for the application, as an
+// admin uploads one to the app registration.
+func (s *Server) AddClientCertificate(cert *x509.Certificate) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.certs = append(s.certs, cert)
+}
+
+// TokenPath returns the token endpoint's path for the simulated tenant, for
+// a Fault on token requests.
+func (s *Server) TokenPath() string { return "/" + s.TenantID() + pathToken }
+
+// ExpireTokens makes every access token issued so far expired, as if
+// Graph's clock had passed them.
+func (s *Server) ExpireTokens() {
+	now := s.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, t := range s.tokens {
+		if t.expires.After(now) {
+			t.expires = now
+			s.tokens[k] = t
+		}
+	}
+}
 
 // TenantID returns the simulated tenant's ID.
 func (s *Server) TenantID() string {
@@ -360,7 +427,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	s.route(rec, r, ctx)
 	s.log.Debug("graph simulator request",
-		logKeyMethod, r.Method, logKeyPath, r.URL.Path, logKeyStatus, rec.status, logKeyDuration, time.Since(start))
+		logKeyMethod, r.Method, logKeyPath, r.URL.Path, logKeyQuery, r.URL.RawQuery, logKeyStatus, rec.status, logKeyDuration, time.Since(start))
 }
 
 func (s *Server) route(w http.ResponseWriter, r *http.Request, c *reqCtx) {
@@ -390,14 +457,26 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, c *reqCtx) {
 		if !s.allowMethod(w, r, c, http.MethodGet) {
 			return
 		}
+		if !s.pay(r, CostDiscovery) {
+			return
+		}
 		s.openIDConfiguration(w, r, c, strings.TrimSuffix(strings.TrimPrefix(p, "/"), pathOIDC))
 	case strings.HasSuffix(p, pathToken) && strings.Count(p, "/") == 4:
 		if !s.allowMethod(w, r, c, http.MethodPost) {
 			return
 		}
 		if f := s.fault(p, 1); f != nil {
-			writeFault(w, f)
-			s.oauthError(w, r, c, f.Status, "temporarily_unavailable", 50196, "The server is temporarily unavailable.")
+			if !s.delay(r, f.Delay) {
+				return
+			}
+			if f.Status != 0 {
+				s.count(func(st *Stats) { st.TokenFailures++ })
+				writeFault(w, f)
+				s.oauthError(w, r, c, f.Status, "temporarily_unavailable", 50196, "The server is temporarily unavailable.")
+				return
+			}
+		}
+		if !s.pay(r, CostToken) {
 			return
 		}
 		s.issueToken(w, r, c, strings.TrimSuffix(strings.TrimPrefix(p, "/"), pathToken))
@@ -418,6 +497,15 @@ func (s *Server) allowMethod(w http.ResponseWriter, r *http.Request, c *reqCtx, 
 // graph authenticates a Graph request, checks the app's roles, applies
 // faults, and then serves it.
 func (s *Server) graph(w http.ResponseWriter, r *http.Request, c *reqCtx, anyRole []string, serve func(http.ResponseWriter, *http.Request, *reqCtx, cursor)) {
+	f := s.fault(r.URL.Path, pageNumber(r))
+	if f != nil {
+		if !s.delay(r, f.Delay) {
+			return
+		}
+		if f.ExpireTokens {
+			s.ExpireTokens()
+		}
+	}
 	tok, ok := s.authenticate(w, r, c)
 	if !ok {
 		return
@@ -436,7 +524,12 @@ func (s *Server) graph(w http.ResponseWriter, r *http.Request, c *reqCtx, anyRol
 	if !ok {
 		return
 	}
-	if f := s.fault(r.URL.Path, cur.page); f != nil {
+	s.checkLink(r)
+	if f != nil && f.Status == StatusTruncated {
+		truncate(w, r, c, cur, serve)
+		return
+	}
+	if f != nil && f.Status != 0 {
 		writeFault(w, f)
 		code, msg := "generalException", "An error has occurred."
 		switch f.Status {
@@ -451,6 +544,57 @@ func (s *Server) graph(w http.ResponseWriter, r *http.Request, c *reqCtx, anyRol
 		return
 	}
 	serve(w, r, c, cur)
+}
+
+// StatusTruncated, as a Fault's Status, serves the response but breaks it
+// off halfway through the body, as a dropped connection does: the client
+// sees 200 and then a read error.
+const StatusTruncated = -1
+
+// truncate serves a request into a buffer, sends the headers and half the
+// body, and aborts the response (the connection is closed, or the HTTP/2
+// stream reset).
+func truncate(w http.ResponseWriter, r *http.Request, c *reqCtx, cur cursor, serve func(http.ResponseWriter, *http.Request, *reqCtx, cursor)) {
+	buf := &bufferedResponse{header: http.Header{}, status: http.StatusOK}
+	serve(buf, r, c, cur)
+	for k, v := range buf.header {
+		w.Header()[k] = v
+	}
+	body := buf.body.Bytes()
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(buf.status)
+	_, _ = w.Write(body[:len(body)/2])
+	if fl, ok := w.(http.Flusher); ok {
+		fl.Flush()
+	}
+	panic(http.ErrAbortHandler)
+}
+
+// bufferedResponse is a ResponseWriter that keeps what it is given.
+type bufferedResponse struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (b *bufferedResponse) Header() http.Header         { return b.header }
+func (b *bufferedResponse) WriteHeader(status int)      { b.status = status }
+func (b *bufferedResponse) Write(p []byte) (int, error) { return b.body.Write(p) }
+
+// delay holds a request for d, and reports false when the client went
+// away meanwhile.
+func (s *Server) delay(r *http.Request, d time.Duration) bool {
+	if d <= 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-r.Context().Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }
 
 func writeFault(w http.ResponseWriter, f *Fault) {

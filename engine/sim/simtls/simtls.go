@@ -4,6 +4,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -132,6 +133,85 @@ func (c *CA) Certificate() *x509.Certificate { return c.cert }
 func (c *CA) WriteCertFile(path string) error {
 	if err := os.WriteFile(path, c.certPEM, 0o644); err != nil {
 		return fmt.Errorf("write CA certificate to %s: %w", path, err)
+	}
+	return nil
+}
+
+// ClientCertificate is an application's certificate credential: a
+// self-signed RSA certificate, which an admin uploads to the app
+// registration, and its private key, which the application keeps.
+type ClientCertificate struct {
+	Cert *x509.Certificate
+	Key  *rsa.PrivateKey
+}
+
+// ClientKeyBits is the RSA key size of client certificates: the smallest
+// Entra ID accepts.
+const ClientKeyBits = 2048
+
+// NewClientCertificate makes a self-signed RSA certificate for an
+// application, valid from an hour ago for validity (Validity when zero).
+// A negative validity makes a certificate that has already expired.
+func NewClientCertificate(commonName string, validity time.Duration) (*ClientCertificate, error) {
+	if validity == 0 {
+		validity = Validity
+	}
+	key, err := rsa.GenerateKey(rand.Reader, ClientKeyBits)
+	if err != nil {
+		return nil, fmt.Errorf("generate client key: %w", err)
+	}
+	now := time.Now()
+	notBefore := now.Add(-time.Hour)
+	notAfter := now.Add(validity)
+	if validity < 0 {
+		notBefore = notAfter.Add(-48 * time.Hour)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: serial(),
+		Subject:      pkix.Name{CommonName: commonName, Organization: []string{"easgate"}},
+		NotBefore:    notBefore,
+		NotAfter:     notAfter,
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, fmt.Errorf("create client certificate: %w", err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, fmt.Errorf("parse client certificate: %w", err)
+	}
+	return &ClientCertificate{Cert: cert, Key: key}, nil
+}
+
+// CertPEM returns the certificate alone, PEM-encoded: what is uploaded to
+// the app registration.
+func (c *ClientCertificate) CertPEM() []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Cert.Raw})
+}
+
+// KeyPEM returns the private key as an unencrypted PKCS#8 PEM block.
+func (c *ClientCertificate) KeyPEM() []byte {
+	der, err := x509.MarshalPKCS8PrivateKey(c.Key)
+	if err != nil {
+		// An RSA key this package generated always marshals.
+		return nil
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+}
+
+// PEM returns the certificate followed by its private key: the PEM file an
+// application's certificate_file names.
+func (c *ClientCertificate) PEM() []byte {
+	return append(c.CertPEM(), c.KeyPEM()...)
+}
+
+// WriteFile writes PEM to path, readable by its owner only: it holds the
+// private key.
+func (c *ClientCertificate) WriteFile(path string) error {
+	if err := os.WriteFile(path, c.PEM(), 0o600); err != nil {
+		return fmt.Errorf("write client certificate to %s: %w", path, err)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package simtls
 
 import (
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 func TestServerCertificateVerifiesForLoopbackNames(t *testing.T) {
@@ -98,5 +100,46 @@ func TestOldTLSRefused(t *testing.T) {
 	}
 	if got := ca.ServerTLS().MinVersion; got != tls.VersionTLS12 {
 		t.Fatalf("MinVersion = %x, want TLS 1.2", got)
+	}
+}
+
+func TestClientCertificate(t *testing.T) {
+	tests := []struct {
+		name     string
+		validity time.Duration
+		expired  bool
+	}{
+		{name: "default validity"},
+		{name: "a year", validity: 365 * 24 * time.Hour},
+		{name: "already expired", validity: -time.Hour, expired: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := NewClientCertificate("easgate app", tt.validity)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Key.N.BitLen() != ClientKeyBits || c.Cert.Subject.CommonName != "easgate app" {
+				t.Fatalf("key %d bits, subject %s", c.Key.N.BitLen(), c.Cert.Subject)
+			}
+			if got := time.Now().After(c.Cert.NotAfter); got != tt.expired {
+				t.Fatalf("expired = %v (NotAfter %v), want %v", got, c.Cert.NotAfter, tt.expired)
+			}
+			// The PEM file holds the certificate and its key, which match.
+			pair, err := tls.X509KeyPair(c.PEM(), c.PEM())
+			if err != nil {
+				t.Fatalf("PEM is not a certificate and its key: %v", err)
+			}
+			if !bytes.Equal(pair.Certificate[0], c.Cert.Raw) {
+				t.Fatal("PEM certificate is another one")
+			}
+			path := filepath.Join(t.TempDir(), "app.pem")
+			if err := c.WriteFile(path); err != nil {
+				t.Fatal(err)
+			}
+			if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+				t.Fatalf("key file mode %v, %v: want 0600", fi.Mode().Perm(), err)
+			}
+		})
 	}
 }
