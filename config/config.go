@@ -57,6 +57,19 @@ type Exchange struct {
 	Parallel               int      `yaml:"parallel"`
 	ApplyBatch             int      `yaml:"apply_batch"`
 	AllowInsecureTransport bool     `yaml:"allow_insecure_transport"`
+	// CoolDown is how long a server that could not be reached is skipped
+	// before it is tried first again; CommandTimeout bounds one PowerShell
+	// run.
+	CoolDown       time.Duration `yaml:"cool_down"`
+	CommandTimeout time.Duration `yaml:"command_timeout"`
+	// Kerberos (auth: kerberos): krb5.conf, and a keytab or credential
+	// cache; Realm and SPN override the defaults (the user's realm,
+	// HTTP/<server>).
+	Krb5Conf string `yaml:"krb5_conf"`
+	Keytab   string `yaml:"keytab"`
+	CCache   string `yaml:"ccache"`
+	Realm    string `yaml:"realm"`
+	SPN      string `yaml:"spn"`
 
 	Password Secret `yaml:"-"`
 }
@@ -177,6 +190,7 @@ func Default() *Config {
 		Store: "./easgate.db",
 		Exchange: Exchange{
 			Port: 5986, HTTPS: true, Auth: "ntlm", Session: "remote", Parallel: 4, ApplyBatch: 500,
+			CoolDown: 5 * time.Minute, CommandTimeout: 30 * time.Minute,
 		},
 		Intune: Intune{
 			GraphURL:     "https://graph.microsoft.com",

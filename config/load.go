@@ -219,6 +219,12 @@ func (v *validator) checkExchange(x *Exchange) {
 	if x.Parallel < 1 || x.Parallel > 18 {
 		v.bad("exchange.parallel", "%d: want 1 to 18 (Exchange allows 18 PowerShell sessions per user)", x.Parallel)
 	}
+	if x.CoolDown < 0 || x.CommandTimeout < 0 {
+		v.bad("exchange", "cool_down and command_timeout must not be negative")
+	}
+	if x.Auth == "kerberos" && x.Krb5Conf == "" {
+		v.bad("exchange.krb5_conf", "auth: kerberos needs krb5_conf (the realms and KDCs), and a keytab, a ccache or a password")
+	}
 	if x.ApplyBatch < 1 || x.ApplyBatch > 5000 {
 		v.bad("exchange.apply_batch", "%d: want 1 to 5000 list changes per PowerShell process", x.ApplyBatch)
 	}
@@ -345,7 +351,11 @@ func (v *validator) secrets(c *Config) []string {
 		return ""
 	}
 	x := &c.Exchange
-	x.Password = read("exchange.password_file", x.PasswordFile, EnvExchangePassword, x.Auth != "kerberos")
+	// Kerberos can do without a password when a keytab or ticket cache
+	// is given, except that session: remote hands the password to the
+	// Exchange session.
+	needPassword := x.Auth != "kerberos" || (x.Keytab == "" && x.CCache == "") || x.Session == "remote"
+	x.Password = read("exchange.password_file", x.PasswordFile, EnvExchangePassword, needPassword)
 	in := &c.Intune
 	if in.CertificateFile != "" {
 		if _, err := os.Stat(c.Resolve(in.CertificateFile)); err != nil {
@@ -360,6 +370,7 @@ func (v *validator) secrets(c *Config) []string {
 	}
 	for _, f := range []struct{ key, path string }{
 		{"exchange.ca_file", x.CAFile}, {"intune.ca_file", in.CAFile},
+		{"exchange.krb5_conf", x.Krb5Conf}, {"exchange.keytab", x.Keytab}, {"exchange.ccache", x.CCache},
 		{"notify.smtp.ca_file", c.Notify.SMTP.CAFile}, {"notify.template_file", c.Notify.TemplateFile},
 	} {
 		if f.path == "" {

@@ -404,7 +404,7 @@ func (e *Engine) executeApproved(ctx context.Context, req SyncRequest) (*RunRepo
 	res := e.apply(ctx, rc, held, st.Records)
 	r.Status = StatusSucceeded
 	if ctx.Err() != nil {
-		r.Status, r.Error = StatusFailed, "cancelled: "+context.Cause(ctx).Error()
+		r.Status, r.Error = StatusFailed, cancelled(ctx)
 	} else if res.failed > 0 {
 		rc.problem("%d change(s) failed", res.failed)
 	}

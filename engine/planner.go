@@ -715,10 +715,9 @@ func (p *planner) idle(plan *Plan) {
 		if !rec.IsEAS() || !rec.InScope || rec.Decision.Exempt {
 			continue
 		}
+		// A device without a last sync time (its statistics could not be
+		// read) is never taken for idle: it may be in daily use.
 		last := rec.LastSync
-		if last.IsZero() {
-			last = rec.FirstSync
-		}
 		if last.IsZero() || !last.Before(cutoff) {
 			continue
 		}

@@ -637,14 +637,18 @@ func TestPlannerRemovesIdlePartnershipsWithinExchangesLimit(t *testing.T) {
 	fresh.LastSync = t0.Add(-time.Hour)
 	f.world.EAS[fresh.Key()] = fresh
 	f.eas("bob@contoso.com", "bobidle", "m", t0.Add(-400*24*time.Hour))
+	bobIdle := f.world.EAS[KeyOf("bob@contoso.com", "bobidle")]
+	bobIdle.LastSync = t0.Add(-200 * 24 * time.Hour)
+	f.world.EAS[bobIdle.Key()] = bobIdle
+	f.eas("bob@contoso.com", "nostats", "m", t0.Add(-400*24*time.Hour)) // no last sync known: kept
 	in := PlanInput{Now: t0, Kind: RunFull, Policy: f.pol, World: f.world, Links: f.links, Owned: f.owned, Prev: f.prev,
 		RecentRemovals: map[string]int{"anna@contoso.com": 5}}
 	out := BuildPlan(in)
 	perMailbox := map[string]int{}
 	for _, r := range out.Plan.Removals {
 		perMailbox[r.Mailbox]++
-		if r.DeviceID == "fresh" {
-			t.Error("a device that synced an hour ago is planned for removal")
+		if r.DeviceID == "fresh" || r.DeviceID == "nostats" {
+			t.Errorf("%s is planned for removal", r.DeviceID)
 		}
 	}
 	if perMailbox["anna@contoso.com"] != 15 || perMailbox["bob@contoso.com"] != 1 {

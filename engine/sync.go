@@ -137,7 +137,7 @@ func (e *Engine) execute(ctx context.Context, req SyncRequest) (*RunReport, erro
 	e.digest(ctx, rc, w, out, res)
 	r.Status = StatusSucceeded
 	if ctx.Err() != nil {
-		r.Status, r.Error = StatusFailed, "cancelled: "+context.Cause(ctx).Error()
+		r.Status, r.Error = StatusFailed, cancelled(ctx)
 	} else if res.failed > 0 {
 		rc.problem("%d change(s) failed", res.failed)
 	}
@@ -390,4 +390,13 @@ func (e *Engine) finish(ctx context.Context, rc *run, p *pending, plan *Plan) (*
 		"changes_applied", r.Counts.ChangesApplied, "changes_failed", r.Counts.ChangesFailed)
 	e.emit(Event{Kind: EventRunFinished, Run: ptr(*r)})
 	return &RunReport{Run: *r, Plan: plan}, nil
+}
+
+// cancelled words a cancelled run's error from the cancellation's cause.
+func cancelled(ctx context.Context) string {
+	msg := context.Cause(ctx).Error()
+	if strings.HasPrefix(msg, "cancelled") {
+		return msg
+	}
+	return "cancelled: " + msg
 }

@@ -29,7 +29,7 @@ func newDevicesCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer a.close()
-			recs, err := a.engine.Devices(cmd.Context(), engine.DeviceQuery{Filter: filter})
+			recs, err := a.api.Devices(cmd.Context(), engine.DeviceQuery{Filter: filter})
 			if err != nil {
 				return err
 			}

@@ -31,7 +31,7 @@ func newRunsCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer a.close()
-			runs, err := a.engine.Runs(cmd.Context(), limit)
+			runs, err := a.api.Runs(cmd.Context(), limit)
 			if err != nil {
 				return err
 			}

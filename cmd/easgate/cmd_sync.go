@@ -37,7 +37,7 @@ block more devices than the safety limits allow is held (exit code 4) unless
 				return err
 			}
 			defer a.close()
-			rep, err := a.engine.Sync(cmd.Context(), engine.SyncRequest{
+			rep, err := a.api.Sync(cmd.Context(), engine.SyncRequest{
 				Kind: kind, Trigger: engine.TriggerManual, DryRun: dryRun, Approve: yes, Actor: actor(),
 			})
 			if err != nil {

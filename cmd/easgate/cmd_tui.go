@@ -18,8 +18,9 @@ func newTUICmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "tui",
 		Short: "Open the interactive console",
-		Long: `Open the interactive console. It embeds the sync engine on the configured store;
-nothing is synced until you ask (s: full sync).`,
+		Long: `Open the interactive console. When easgate run serves the configured store, the
+console attaches to it through its control socket; otherwise it embeds the sync engine
+on the store, and nothing is synced until you ask (s: full sync).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runConsole(cmd, g, f) },
 	}
@@ -38,7 +39,7 @@ func runConsole(cmd *cobra.Command, g *globals, f consoleFlags) error {
 		return err
 	}
 	defer a.close()
-	return console(cmd.Context(), a.engine, tui.Options{ReadOnly: f.readOnly})
+	return console(cmd.Context(), a.api, tui.Options{ReadOnly: f.readOnly})
 }
 
 // console runs the console until the user quits or ctx ends.

@@ -132,7 +132,8 @@ func (c *Client) ApplyChanges(ctx context.Context, changes []engine.Change) ([]e
 	answered := map[string]bool{}
 	var bad []string
 	var parser lineParser
-	res, err := c.run(ctx, applyScript, applyPayload{sessionPayload: c.session(), Edits: edits}, func(n int, line []byte) {
+	payload := func(sp sessionPayload) any { return applyPayload{sessionPayload: sp, Edits: edits} }
+	res, err := c.run(ctx, applyScript, payload, func(n int, line []byte) {
 		perr := parser.parse(line, func(r *record) {
 			if r.T != "result" {
 				return
@@ -157,14 +158,18 @@ func (c *Client) ApplyChanges(ctx context.Context, changes []engine.Change) ([]e
 			bad = append(bad, fmt.Sprintf("stdout line %d is malformed: %v", n, perr))
 		}
 	})
+	server := c.Server()
+	if res != nil {
+		server = res.server
+	}
 	if err == nil {
-		err = scriptError(applyScript, c.server, res)
+		err = scriptError(applyScript, res)
 	}
 	if err == nil && len(answered) < len(edits) {
-		err = fmt.Errorf("%w: %s on %s answered %d of %d mailbox edits", ErrConnection, scriptApply, c.server, len(answered), len(edits))
+		err = &connError{kind: ErrConnection, err: fmt.Errorf("%s on %s answered %d of %d mailbox edits", scriptApply, server, len(answered), len(edits))}
 	}
 	if err != nil {
-		err = fmt.Errorf("apply changes on %s: %w", c.server, err)
+		err = fmt.Errorf("apply changes: %w", err)
 		transient := errors.Is(err, ErrConnection)
 		for _, e := range edits {
 			if answered[e.ID] {
@@ -185,6 +190,6 @@ func (c *Client) ApplyChanges(ctx context.Context, changes []engine.Change) ([]e
 			ok++
 		}
 	}
-	c.log.Info("exchange changes applied", "server", c.server, "changes", len(changes), "edits", len(edits), "ok", ok, "failed", len(changes)-ok)
+	c.log.Info("exchange changes applied", logServer, server, "changes", len(changes), "edits", len(edits), "ok", ok, "failed", len(changes)-ok)
 	return results, err
 }

@@ -1,71 +1,108 @@
 package exchange
 
 import (
-	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
-	"strconv"
 	"strings"
+	"sync"
 	"time"
-
-	"github.com/masterzen/winrm"
 
 	"easgate/engine"
 )
 
+// Log attribute keys.
+const (
+	logServer = "server"
+	logError  = "error"
+)
+
 // Client reads and changes Exchange through PowerShell over WinRM. It is
 // safe for concurrent use; at most Config.Parallel PowerShell processes
-// run at once.
+// run at once. Close it when done: it deletes the shells it keeps open.
 type Client struct {
-	cfg      Config
-	log      *slog.Logger
-	server   string
-	url      string
-	endpoint *winrm.Endpoint
-	hc       *http.Client
-	slots    chan struct{}
-	wire     wireCounters
+	cfg       Config
+	log       *slog.Logger
+	tlsConfig *tls.Config
+	servers   []*server
+	slots     chan struct{}
+	wire      wireCounters
+	bg        sync.WaitGroup
+
+	mu         sync.Mutex
+	active     *server
+	closed     bool
+	discovered []ServerInfo
 }
 
 var (
 	_ engine.ExchangeReader = (*Client)(nil)
 	_ engine.ExchangeWriter = (*Client)(nil)
+	_ engine.ExchangeAdmin  = (*Client)(nil)
+	_ engine.HealthReporter = (*Client)(nil)
 )
 
-// New checks the configuration and returns a client for its first server.
-// It does not connect; Test does.
+// New checks the configuration and returns a client for its servers. It
+// does not connect; Test does.
 func New(cfg Config, log *slog.Logger) (*Client, error) {
-	cfg, err := cfg.withDefaults()
+	cfg, eps, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	hc, err := newHTTPClient(cfg)
+	base, err := newBaseTransport(cfg)
 	if err != nil {
 		return nil, err
 	}
-	server := strings.TrimSpace(cfg.Servers[0])
-	scheme := "http"
-	if cfg.HTTPS {
-		scheme = "https"
+	c := &Client{cfg: cfg, log: log.With("component", "exchange"), tlsConfig: base.TLSClientConfig,
+		slots: make(chan struct{}, cfg.Parallel)}
+	for _, ep := range eps {
+		auth, err := newAuthenticator(cfg, base, ep.host)
+		if err != nil {
+			return nil, err
+		}
+		c.servers = append(c.servers, newServer(c, ep, auth))
 	}
-	return &Client{
-		cfg:      cfg,
-		log:      log.With("component", "exchange"),
-		server:   server,
-		url:      scheme + "://" + net.JoinHostPort(server, strconv.Itoa(cfg.Port)) + "/wsman",
-		endpoint: winrm.NewEndpoint(server, cfg.Port, cfg.HTTPS, cfg.InsecureSkipVerify, nil, nil, nil, cfg.ResponseTimeout),
-		hc:       hc,
-		slots:    make(chan struct{}, cfg.Parallel),
-	}, nil
+	if !cfg.HTTPS {
+		c.log.Warn("exchange WinRM over plain HTTP: the credential and every script travel unprotected",
+			"auth", cfg.Auth, "allow_insecure_transport", cfg.AllowInsecureTransport)
+	}
+	return c, nil
 }
 
-// Server returns the Exchange server the client talks to.
-func (c *Client) Server() string { return c.server }
+// Server returns the Exchange server the last call used, or the first
+// configured one before any call.
+func (c *Client) Server() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.active != nil {
+		return c.active.name
+	}
+	return c.servers[0].name
+}
+
+// Servers returns the configured servers, in failover order.
+func (c *Client) Servers() []string {
+	out := make([]string, len(c.servers))
+	for i, s := range c.servers {
+		out[i] = s.name
+	}
+	return out
+}
+
+func (c *Client) setActive(s *server) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.active = s
+}
+
+func (c *Client) isClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
+}
 
 // Wire returns what went over the wire so far.
 func (c *Client) Wire() WireStats { return c.wire.snapshot() }
@@ -73,8 +110,36 @@ func (c *Client) Wire() WireStats { return c.wire.snapshot() }
 // Scripts returns every script the client can send.
 func (c *Client) Scripts() []Script { return Scripts() }
 
-// Close releases idle connections.
-func (c *Client) Close() { c.hc.CloseIdleConnections() }
+// Close deletes the shells kept for reuse, waits for the cleanup of
+// failed runs and releases idle connections. Calls after Close fail with
+// ErrClosed.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	for _, s := range c.servers {
+		s.closeIdle()
+	}
+	c.bg.Wait()
+	return nil
+}
+
+// background runs cleanup that must not hold up the caller; Close waits
+// for it.
+func (c *Client) background(fn func()) {
+	c.bg.Add(1)
+	go func() {
+		defer c.bg.Done()
+		fn()
+	}()
+}
+
+// observe tells the observer about a call, if there is one.
+func (c *Client) observe(op string, d time.Duration, err error) {
+	if c.cfg.Observer != nil {
+		c.cfg.Observer.ObserveCall("exchange", op, d, err)
+	}
+}
 
 // sessionPayload is the part of every payload that opens the Exchange
 // session: the service credential travels here, never in a command line.
@@ -86,12 +151,13 @@ type sessionPayload struct {
 	Import   []string `json:"import"`
 }
 
-func (c *Client) session() sessionPayload {
+// session returns the session part of a payload for a script run on srv.
+func (c *Client) session(srv *server) sessionPayload {
 	p := sessionPayload{Session: c.cfg.Session, Import: exchangeCmdlets}
 	if c.cfg.Session == SessionRemote {
 		p.URI = c.cfg.SessionURI
 		if p.URI == "" {
-			p.URI = "http://" + c.server + "/PowerShell/"
+			p.URI = "http://" + srv.host + "/PowerShell/"
 		}
 		p.User, p.Password = c.cfg.Username, c.cfg.Password
 	}
@@ -100,17 +166,17 @@ func (c *Client) session() sessionPayload {
 
 // scriptError turns a finished run's failure into an error: a non-zero
 // exit code, with PowerShell's error records or plain stderr as the reason.
-func scriptError(s Script, server string, res *runResult) error {
-	if res.exitCode == 0 {
+func scriptError(s Script, res *runResult) error {
+	if res == nil || res.exitCode == 0 {
 		return nil
 	}
 	msg := res.stderr.message()
 	if msg == "" {
 		msg = "no error text"
 	}
-	err := fmt.Errorf("%w: %s on %s exited %d: %s", ErrScript, s.Name, server, res.exitCode, msg)
+	err := fmt.Errorf("%w: %s on %s exited %d: %s", ErrScript, s.Name, res.server, res.exitCode, msg)
 	if sessionFailed(res.stderr) {
-		return fmt.Errorf("%w: %w", ErrConnection, err)
+		return &connError{kind: ErrConnection, err: err}
 	}
 	return err
 }
@@ -124,88 +190,4 @@ func sessionFailed(s *stderrRecords) bool {
 		}
 	}
 	return false
-}
-
-// TestReport is what Test found.
-type TestReport struct {
-	Server          string        `json:"server"`
-	Hostname        string        `json:"hostname"` // what `hostname` printed on the server
-	PowerShell      string        `json:"powershell"`
-	ExchangeVersion string        `json:"exchange_version"`
-	Session         string        `json:"session"`
-	Cmdlets         []string      `json:"cmdlets"` // the scripts' cmdlets the session has
-	Missing         []string      `json:"missing,omitempty"`
-	Elapsed         time.Duration `json:"elapsed"`
-}
-
-// Test checks connectivity: a plain `hostname` through cmd.exe, then the
-// probe script, which opens the Exchange session and asks Get-Command for
-// every cmdlet the scripts call. It returns ErrMissingCmdlets with the
-// report when the account lacks some.
-func (c *Client) Test(ctx context.Context) (*TestReport, error) {
-	start := time.Now()
-	rep := &TestReport{Server: c.server, Session: c.cfg.Session}
-	host, err := c.hostname(ctx)
-	if err != nil {
-		return rep, err
-	}
-	rep.Hostname = host
-	var probe *record
-	var bad []string
-	var parser lineParser
-	res, err := c.run(ctx, probeScript, c.session(), func(n int, line []byte) {
-		err := parser.parse(line, func(r *record) {
-			if r.T == "probe" {
-				p := *r
-				probe = &p
-			}
-		})
-		if err != nil {
-			bad = append(bad, fmt.Sprintf("line %d: %v", n, err))
-		}
-	})
-	if err != nil {
-		return rep, err
-	}
-	if err := scriptError(probeScript, c.server, res); err != nil {
-		return rep, err
-	}
-	if probe == nil {
-		return rep, fmt.Errorf("%w: %s on %s wrote no probe line (%s)", ErrScript, probeScript.Name, c.server, strings.Join(bad, "; "))
-	}
-	rep.PowerShell, rep.ExchangeVersion, rep.Cmdlets = string(probe.PS), string(probe.Exchange), probe.Cmdlets
-	have := map[string]bool{}
-	for _, name := range probe.Cmdlets {
-		have[strings.ToLower(name)] = true
-	}
-	for _, name := range exchangeCmdlets {
-		if !have[strings.ToLower(name)] {
-			rep.Missing = append(rep.Missing, name)
-		}
-	}
-	rep.Elapsed = time.Since(start)
-	if len(rep.Missing) > 0 {
-		return rep, fmt.Errorf("%w on %s: %s", ErrMissingCmdlets, c.server, strings.Join(rep.Missing, ", "))
-	}
-	return rep, nil
-}
-
-// hostname runs cmd.exe's hostname, the cheapest proof that WinRM works.
-func (c *Client) hostname(ctx context.Context) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.ResponseTimeout)
-	defer cancel()
-	client, tr, err := c.winrmClient(ctx)
-	if err != nil {
-		return "", err
-	}
-	defer tr.close()
-	var out, errOut strings.Builder
-	code, err := client.Run("hostname", &out, &errOut)
-	if err != nil {
-		return "", fmt.Errorf("run hostname on %s: %w", c.server, ctxErr(ctx, err))
-	}
-	if code != 0 {
-		return "", fmt.Errorf("%w: hostname on %s exited %d: %s", ErrScript, c.server, code, strings.TrimSpace(errOut.String()))
-	}
-	return strings.TrimSpace(out.String()), nil
 }

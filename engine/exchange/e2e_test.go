@@ -5,17 +5,16 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/big"
-	"net"
-	"net/http/httptest"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -24,6 +23,7 @@ import (
 	"easgate/engine/exchange"
 	simexchange "easgate/engine/sim/exchange"
 	"easgate/engine/sim/org"
+	"easgate/engine/sim/simtls"
 	simwinrm "easgate/engine/sim/winrm"
 )
 
@@ -34,13 +34,17 @@ const (
 
 var now = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
 
-// env is an Exchange server simulated end to end: the org, the
-// powershell.exe host over it, the WinRM server running it on 127.0.0.1,
-// and the adapter's client talking to it through masterzen/winrm.
+// env is an Exchange organisation simulated end to end: the org, one or
+// more Exchange servers (each a powershell.exe host over the org on its
+// own simulated WinRM server, started on 127.0.0.1 with Start), and the
+// adapter's client talking to them through masterzen/winrm.
 type env struct {
 	org    *org.Org
-	host   *simexchange.Host
-	winrm  *simwinrm.Server
+	host   *simexchange.Host // the first server's
+	winrm  *simwinrm.Server  // the first server
+	hosts  []*simexchange.Host
+	winrms []*simwinrm.Server
+	ca     *simtls.CA
 	client *exchange.Client
 }
 
@@ -48,15 +52,21 @@ type envOption func(*envConfig)
 
 type envConfig struct {
 	tls      bool
+	servers  int
+	winrm    simwinrm.Config
 	exchange simexchange.Config
 	client   exchange.Config
 	program  func(simwinrm.Program) simwinrm.Program // wraps the host
 	noPS     bool
 }
 
+func withTLS(c *envConfig) { c.tls = true }
+
 func newEnv(t testing.TB, o *org.Org, opts ...envOption) *env {
 	t.Helper()
 	cfg := envConfig{
+		servers:  1,
+		winrm:    simwinrm.Config{Hostname: "EX01", Users: map[string]string{user: password}},
 		exchange: simexchange.Config{Org: o, Accounts: map[string]string{user: password}},
 		client: exchange.Config{Username: user, Password: password, Session: exchange.SessionRemote,
 			AllowInsecureTransport: true},
@@ -64,41 +74,57 @@ func newEnv(t testing.TB, o *org.Org, opts ...envOption) *env {
 	for _, opt := range opts {
 		opt(&cfg)
 	}
-	host := simexchange.New(cfg.exchange)
-	srv := simwinrm.New(simwinrm.Config{Hostname: "EX01", Users: map[string]string{user: password}})
-	var prog simwinrm.Program = host
-	if cfg.program != nil {
-		prog = cfg.program(host)
-	}
-	if !cfg.noPS {
-		srv.Handle("powershell.exe", prog)
-	}
-	var hs *httptest.Server
+	e := &env{org: o}
+	var tlsConfig *tls.Config
 	if cfg.tls {
-		hs = httptest.NewTLSServer(srv)
+		ca, err := simtls.New()
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.ca, tlsConfig = ca, ca.ServerTLS()
 		cfg.client.HTTPS = true
 		if !cfg.client.InsecureSkipVerify && cfg.client.CAPEM == nil {
-			cfg.client.CAPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: hs.Certificate().Raw})
+			cfg.client.CAPEM = ca.CertPEM()
 		}
-	} else {
-		hs = httptest.NewServer(srv)
 	}
-	host_, port, err := net.SplitHostPort(hs.Listener.Addr().String())
-	if err != nil {
-		t.Fatal(err)
+	var servers []string
+	for i := range cfg.servers {
+		wc := cfg.winrm
+		wc.Hostname = fmt.Sprintf("EX%02d", i+1)
+		srv := simwinrm.New(wc)
+		host := simexchange.New(cfg.exchange)
+		var prog simwinrm.Program = host
+		if cfg.program != nil {
+			prog = cfg.program(host)
+		}
+		if !cfg.noPS {
+			srv.Handle("powershell.exe", prog)
+		}
+		if _, err := srv.Start("127.0.0.1:0", tlsConfig); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(srv.Close)
+		e.winrms, e.hosts = append(e.winrms, srv), append(e.hosts, host)
+		servers = append(servers, srv.Addr())
 	}
-	cfg.client.Servers = []string{host_}
-	cfg.client.Port, _ = strconv.Atoi(port)
+	e.winrm, e.host = e.winrms[0], e.hosts[0]
+	cfg.client.Servers = servers
 	client, err := exchange.New(cfg.client, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		client.Close()
-		hs.Close()
-		srv.Close()
-	})
-	return &env{org: o, host: host, winrm: srv, client: client}
+	t.Cleanup(func() { _ = client.Close() })
+	e.client = client
+	return e
+}
+
+// shellsOpen is how many shells are open on every server together.
+func (e *env) shellsOpen() int64 {
+	var n int64
+	for _, s := range e.winrms {
+		n += s.Stats().ShellsOpen
+	}
+	return n
 }
 
 func generated(users int) *org.Org {
@@ -185,7 +211,7 @@ func TestFullInventoryMatchesTheOrg(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkInventory(t, inv, o, time.Time{})
-	if inv.Quick || inv.Server != "127.0.0.1" {
+	if inv.Quick || inv.Server != e.winrm.Addr() {
 		t.Errorf("quick %v server %q", inv.Quick, inv.Server)
 	}
 	if inv.Org.DefaultAccessLevel != "Allow" || len(inv.Org.AdminMailRecipients) != 1 {
@@ -205,6 +231,9 @@ func TestFullInventoryMatchesTheOrg(t *testing.T) {
 	}
 	if got := e.host.Starts(); got != 1 {
 		t.Errorf("powershell started %d times, want once", got)
+	}
+	if h := e.client.Health(); len(h) != 1 || !h[0].InUse || !h[0].OK || h[0].Name != e.winrm.Addr() {
+		t.Errorf("health %+v", h)
 	}
 }
 
@@ -411,6 +440,7 @@ func slow(d time.Duration) envOption {
 }
 
 func TestReceiveLongPollsAndTheClientRetries(t *testing.T) {
+	t.Parallel()
 	o := generated(20)
 	e := newEnv(t, o, slow(2500*time.Millisecond), func(c *envConfig) { c.client.OperationTimeout = time.Second })
 	start := time.Now()
@@ -429,6 +459,7 @@ func TestReceiveLongPollsAndTheClientRetries(t *testing.T) {
 }
 
 func TestCancelEndsTheCommandAndDeletesTheShell(t *testing.T) {
+	t.Parallel()
 	o := generated(5)
 	e := newEnv(t, o, slow(time.Hour))
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
@@ -501,7 +532,7 @@ func TestTestReportsTheServer(t *testing.T) {
 		missing []string
 	}{
 		{name: "http"},
-		{name: "https with the CA", opts: []envOption{func(c *envConfig) { c.tls = true }}},
+		{name: "https with the CA", opts: []envOption{withTLS}},
 		{name: "https skipping verification", opts: []envOption{func(c *envConfig) { c.tls, c.client.InsecureSkipVerify = true, true }}},
 		{name: "snap-in", opts: []envOption{func(c *envConfig) { c.client.Session = exchange.SessionSnapin }}},
 		{name: "missing cmdlet", opts: []envOption{func(c *envConfig) { c.exchange.Denied = []string{"Set-CASMailbox"} }}, missing: []string{"Set-CASMailbox"}},
@@ -516,8 +547,29 @@ func TestTestReportsTheServer(t *testing.T) {
 			if tt.missing != nil && !errors.Is(err, exchange.ErrMissingCmdlets) {
 				t.Fatalf("err = %v, want ErrMissingCmdlets", err)
 			}
-			if rep.Hostname != "EX01" || rep.PowerShell == "" || rep.ExchangeVersion == "" || !slices.Equal(rep.Missing, tt.missing) {
-				t.Errorf("report %+v", rep)
+			if len(rep.Servers) != 1 {
+				t.Fatalf("report %+v", rep)
+			}
+			sr := rep.Servers[0]
+			if sr.Hostname != "EX01" || sr.PowerShell == "" || sr.ExchangeVersion == "" || !slices.Equal(sr.Missing, tt.missing) || sr.OK != (tt.missing == nil) {
+				t.Errorf("report %+v", sr)
+			}
+			var steps []string
+			for _, st := range sr.Steps {
+				steps = append(steps, fmt.Sprintf("%s:%v", st.Name, st.OK))
+			}
+			want := "connect:true authenticate:true session:true permissions:" + fmt.Sprint(tt.missing == nil)
+			if got := strings.Join(steps, " "); got != want {
+				t.Errorf("steps %s, want %s", got, want)
+			}
+			if rep.InUse != e.winrm.Addr() || len(rep.Health) != 1 || !rep.Health[0].InUse {
+				t.Errorf("in use %q, health %+v", rep.InUse, rep.Health)
+			}
+			if tt.missing == nil && (len(rep.ClientAccess) != 1 || rep.ClientAccess[0].Name != "EX01" || rep.ClientAccess[0].Roles != "Mailbox") {
+				t.Errorf("client access servers %+v", rep.ClientAccess)
+			}
+			if tt.name == "https with the CA" && !strings.Contains(sr.Steps[0].Detail, "TLS 1.3") {
+				t.Errorf("connect step %+v does not name the TLS version", sr.Steps[0])
 			}
 		})
 	}
@@ -539,10 +591,15 @@ func TestUntrustedCertificateIsRefused(t *testing.T) {
 		c.tls = true
 		c.client.CAPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 	})
-	_, err = e.client.Test(context.Background())
-	var unknown x509.UnknownAuthorityError
-	if !errors.As(err, &unknown) || !errors.Is(err, exchange.ErrConnection) {
-		t.Fatalf("err = %v, want an unknown-authority connection error", err)
+	for _, call := range []func() error{
+		func() error { _, err := e.client.Test(context.Background()); return err },
+		func() error { _, err := e.client.Inventory(context.Background(), engine.InventoryQuery{}); return err },
+	} {
+		err := call()
+		var unknown x509.UnknownAuthorityError
+		if !errors.As(err, &unknown) || !errors.Is(err, exchange.ErrTLS) || !errors.Is(err, exchange.ErrConnection) {
+			t.Fatalf("err = %v, want an unknown-authority TLS error", err)
+		}
 	}
 }
 

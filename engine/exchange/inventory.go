@@ -29,21 +29,25 @@ type inventoryPayload struct {
 // reports, or output that ends early is listed in Problems, which makes
 // the inventory incomplete; a failure of the whole run is an error.
 func (c *Client) Inventory(ctx context.Context, q engine.InventoryQuery) (*engine.ExchangeInventory, error) {
-	p := inventoryPayload{sessionPayload: c.session(), Stats: !c.cfg.SkipStatistics || !q.Since.IsZero()}
+	var since *string
 	if !q.Since.IsZero() {
 		s := q.Since.UTC().Format(time.RFC3339)
-		p.Since = &s
+		since = &s
 	}
-	b := newInventoryBuilder(c.server, q, c.log)
-	res, err := c.run(ctx, inventoryScript, p, b.line)
+	stats := !c.cfg.SkipStatistics || !q.Since.IsZero()
+	payload := func(sp sessionPayload) any { return inventoryPayload{sessionPayload: sp, Since: since, Stats: stats} }
+	b := newInventoryBuilder(q, c.log)
+	b.stats = stats
+	res, err := c.run(ctx, inventoryScript, payload, b.line)
 	if err != nil {
-		return nil, fmt.Errorf("inventory of %s: %w", c.server, err)
+		return nil, fmt.Errorf("exchange inventory: %w", err)
 	}
-	if err := scriptError(inventoryScript, c.server, res); err != nil {
-		return nil, fmt.Errorf("inventory of %s: %w", c.server, err)
+	if err := scriptError(inventoryScript, res); err != nil {
+		return nil, fmt.Errorf("exchange inventory: %w", err)
 	}
 	inv := b.finish(res.stderr)
-	c.log.Info("exchange inventory read", "server", c.server, "quick", inv.Quick, "devices", len(inv.Devices),
+	inv.Server = res.server
+	c.log.Info("exchange inventory read", logServer, res.server, "quick", inv.Quick, "devices", len(inv.Devices),
 		"mailboxes", len(inv.Mailboxes), "problems", len(inv.Problems), "stdout_bytes", res.bytes, "duration", res.elapsed)
 	return inv, nil
 }
@@ -57,6 +61,7 @@ type inventoryBuilder struct {
 	mailboxes map[string]*mailboxRec // by lower-cased distinguished name
 	devices   []deviceRec
 	lastSync  map[string]time.Time // by device identity
+	stats     bool                 // the script was asked for statistics
 	begun     bool
 	end       *record
 	malformed int
@@ -75,11 +80,11 @@ type deviceRec struct {
 	d         engine.EASDevice
 }
 
-func newInventoryBuilder(server string, q engine.InventoryQuery, log *slog.Logger) *inventoryBuilder {
+func newInventoryBuilder(q engine.InventoryQuery, log *slog.Logger) *inventoryBuilder {
 	return &inventoryBuilder{
 		q:   q,
 		log: log,
-		inv: &engine.ExchangeInventory{Server: server, Quick: !q.Since.IsZero(), Since: q.Since,
+		inv: &engine.ExchangeInventory{Quick: !q.Since.IsZero(), Since: q.Since,
 			Rules: []engine.DeviceAccessRule{}, Mailboxes: []engine.Mailbox{}, Devices: []engine.EASDevice{}},
 		mailboxes: map[string]*mailboxRec{},
 		lastSync:  map[string]time.Time{},
@@ -187,6 +192,7 @@ func (b *inventoryBuilder) finish(stderr *stderrRecords) *engine.ExchangeInvento
 	}
 	seen := map[engine.DeviceKey]bool{}
 	used := map[*engine.Mailbox]bool{}
+	noStats := 0
 	keys := make([]engine.DeviceKey, 0, len(b.devices))
 	for _, r := range b.devices {
 		d := r.d
@@ -199,7 +205,11 @@ func (b *inventoryBuilder) finish(stderr *stderrRecords) *engine.ExchangeInvento
 			b.problem("device %s was skipped: its mailbox %q is not in the inventory", d.DeviceID, r.mailboxDN)
 			continue
 		}
-		d.Mailbox, d.PrimarySMTP, d.LastSync = m.UPN, m.PrimarySMTP, b.lastSync[d.Identity]
+		last, ok := b.lastSync[d.Identity]
+		if b.stats && !ok {
+			noStats++
+		}
+		d.Mailbox, d.PrimarySMTP, d.LastSync = m.UPN, m.PrimarySMTP, last
 		if b.inv.Quick && d.FirstSync.Before(b.q.Since) {
 			continue // in the script's day of margin, not since the last run
 		}
@@ -217,6 +227,10 @@ func (b *inventoryBuilder) finish(stderr *stderrRecords) *engine.ExchangeInvento
 		if !inv.Quick || used[m] {
 			inv.Mailboxes = append(inv.Mailboxes, *m)
 		}
+	}
+	if noStats > 0 {
+		// Their LastSync reads zero: not known, rather than never.
+		b.log.Warn("exchange devices without statistics", "devices", noStats)
 	}
 	slices.SortFunc(inv.Mailboxes, func(a, b engine.Mailbox) int { return strings.Compare(strings.ToLower(a.UPN), strings.ToLower(b.UPN)) })
 	sortByKey(inv.Devices, keys)
@@ -256,4 +270,44 @@ func nonNil(s []string) []string {
 		return []string{}
 	}
 	return s
+}
+
+// RawDevice is one partnership as `easgate exchange devices --output json`
+// prints it (CONTRACTS.md): what Get-MobileDevice and its mailbox said,
+// before any merge or decision.
+type RawDevice struct {
+	Mailbox      string     `json:"mailbox"`
+	PrimarySMTP  string     `json:"primary_smtp"`
+	Identity     string     `json:"identity"`
+	DeviceID     string     `json:"device_id"`
+	DeviceType   string     `json:"device_type"`
+	DeviceModel  string     `json:"device_model"`
+	DeviceOS     string     `json:"device_os"`
+	UserAgent    string     `json:"user_agent"`
+	ClientType   string     `json:"client_type"`
+	AccessState  string     `json:"access_state"`
+	AccessReason string     `json:"access_reason"`
+	FirstSync    time.Time  `json:"first_sync"`
+	LastSync     *time.Time `json:"last_sync"`
+	WhenChanged  *time.Time `json:"when_changed"`
+}
+
+// RawDevices returns the inventory's partnerships in the raw shape, in
+// the inventory's order; never nil.
+func RawDevices(inv *engine.ExchangeInventory) []RawDevice {
+	out := make([]RawDevice, 0, len(inv.Devices))
+	opt := func(t time.Time) *time.Time {
+		if t.IsZero() {
+			return nil
+		}
+		t = t.UTC()
+		return &t
+	}
+	for _, d := range inv.Devices {
+		out = append(out, RawDevice{Mailbox: d.Mailbox, PrimarySMTP: d.PrimarySMTP, Identity: d.Identity, DeviceID: d.DeviceID,
+			DeviceType: d.DeviceType, DeviceModel: d.DeviceModel, DeviceOS: d.DeviceOS, UserAgent: d.UserAgent, ClientType: d.ClientType,
+			AccessState: string(d.AccessState), AccessReason: d.AccessReason, FirstSync: d.FirstSync.UTC(),
+			LastSync: opt(d.LastSync), WhenChanged: opt(d.WhenChanged)})
+	}
+	return out
 }

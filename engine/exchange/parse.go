@@ -24,7 +24,10 @@ import (
 //	         ActiveSyncAllowedDeviceIDs, ActiveSyncBlockedDeviceIDs; UserPrincipalName from Get-Mailbox
 //	stat     Get-MobileDeviceStatistics: Identity, LastSuccessSync
 //	result   {"t":"result","id":"e1","ok":false,"error":"…"}: one Set-CASMailbox
+//	result   {"t":"result","ok":false,"code":"ObjectNotFound","error":"…"}: an admin script's outcome,
+//	         with count (partnerships or rules changed), level (the org default) or fields (statistics)
 //	probe    {"t":"probe","server":…,"ps":…,"exchange":…,"cmdlets":[…]}
+//	server   Get-ExchangeServer: Name, Fqdn, Site, ServerRole, AdminDisplayVersion
 //	error    {"t":"error","mailbox_dn":…,"message":…}: a cmdlet failed for one object
 //	warning  {"t":"warning","message":…}
 //	end      {"t":"end",…counts}: the script got to its end
@@ -67,9 +70,18 @@ type record struct {
 	ActiveSyncAllowedDeviceIDs flexStrings `json:"ActiveSyncAllowedDeviceIDs"`
 	ActiveSyncBlockedDeviceIDs flexStrings `json:"ActiveSyncBlockedDeviceIDs"`
 
-	ID    flexString `json:"id"`
-	OK    flexBool   `json:"ok"`
-	Error flexString `json:"error"`
+	ID     flexString            `json:"id"`
+	OK     flexBool              `json:"ok"`
+	Error  flexString            `json:"error"`
+	Code   flexString            `json:"code"`
+	Count  *flexInt              `json:"count"`
+	Level  flexString            `json:"level"`
+	Fields map[string]flexString `json:"fields"`
+
+	Fqdn                flexString `json:"Fqdn"`
+	Site                flexString `json:"Site"`
+	ServerRole          flexString `json:"ServerRole"`
+	AdminDisplayVersion flexString `json:"AdminDisplayVersion"`
 
 	Message flexString `json:"message"`
 

@@ -2,6 +2,7 @@ package exchange
 
 import (
 	"bytes"
+	"encoding/json"
 	"log/slog"
 	"os"
 	"slices"
@@ -153,7 +154,7 @@ func TestInventoryFromWindowsPowerShell51(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := newInventoryBuilder("ex01", engine.InventoryQuery{}, slog.New(slog.DiscardHandler))
+	b := newInventoryBuilder(engine.InventoryQuery{}, slog.New(slog.DiscardHandler))
 	if err := readLines(bytes.NewReader(data), &runResult{}, b.line); err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +223,7 @@ func TestIncompleteOutputIsAProblem(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			b := newInventoryBuilder("ex01", engine.InventoryQuery{}, slog.New(slog.DiscardHandler))
+			b := newInventoryBuilder(engine.InventoryQuery{}, slog.New(slog.DiscardHandler))
 			if err := readLines(strings.NewReader(tt.lines), &runResult{}, b.line); err != nil {
 				t.Fatal(err)
 			}
@@ -235,12 +236,34 @@ func TestIncompleteOutputIsAProblem(t *testing.T) {
 }
 
 func TestMalformedLinesAreCountedPastTheCap(t *testing.T) {
-	b := newInventoryBuilder("ex01", engine.InventoryQuery{}, slog.New(slog.DiscardHandler))
+	b := newInventoryBuilder(engine.InventoryQuery{}, slog.New(slog.DiscardHandler))
 	for i := 1; i <= maxLineProblems+5; i++ {
 		b.line(i, []byte("garbage"))
 	}
 	inv := b.finish(&stderrRecords{})
 	if n := len(inv.Problems); n != maxLineProblems+3 { // the cap, "5 more", and the missing begin and end lines
 		t.Errorf("%d problems: %q", n, inv.Problems)
+	}
+}
+
+func TestRawDevicesKeepTheContractShape(t *testing.T) {
+	first := time.Date(2026, 10, 1, 8, 0, 0, 0, time.UTC)
+	inv := &engine.ExchangeInventory{Devices: []engine.EASDevice{
+		{Mailbox: "anna@contoso.com", PrimarySMTP: "anna@contoso.com", Identity: "contoso.com/Users/Anna/ExchangeActiveSyncDevices/iPhone§A1",
+			DeviceID: "A1", DeviceType: "iPhone", DeviceModel: "iPhone17C3", DeviceOS: "iOS 18.3.2 22D82", UserAgent: "Apple-iPhone17C3/2204.82",
+			ClientType: "EAS", AccessState: engine.StateAllowed, AccessReason: "Global", FirstSync: first},
+	}}
+	got, err := json.Marshal(RawDevices(inv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `[{"mailbox":"anna@contoso.com","primary_smtp":"anna@contoso.com","identity":"contoso.com/Users/Anna/ExchangeActiveSyncDevices/iPhone§A1",` +
+		`"device_id":"A1","device_type":"iPhone","device_model":"iPhone17C3","device_os":"iOS 18.3.2 22D82","user_agent":"Apple-iPhone17C3/2204.82",` +
+		`"client_type":"EAS","access_state":"Allowed","access_reason":"Global","first_sync":"2026-10-01T08:00:00Z","last_sync":null,"when_changed":null}]`
+	if string(got) != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+	if b, _ := json.Marshal(RawDevices(&engine.ExchangeInventory{})); string(b) != "[]" {
+		t.Errorf("no devices: %s", b)
 	}
 }

@@ -11,8 +11,6 @@ import (
 	"sync"
 	"time"
 	"unicode/utf16"
-
-	"github.com/masterzen/winrm"
 )
 
 // Limits on what a run reads.
@@ -23,6 +21,7 @@ const (
 
 // runResult is what one PowerShell process produced besides its stdout lines.
 type runResult struct {
+	server   string // the server that ran it, as configured
 	exitCode int
 	stderr   *stderrRecords
 	lines    int   // stdout lines seen
@@ -34,46 +33,134 @@ type runResult struct {
 // 1-based number. The slice is only valid during the call.
 type lineFunc func(n int, line []byte)
 
-// run runs a script in a new shell on the server, with payload as its
-// stdin, and hands every stdout line to onLine as it arrives. It returns
-// an error wrapping ErrConnection when the server could not be reached or
-// the run was cut off; the exit code and stderr are the caller's to judge.
-func (c *Client) run(ctx context.Context, s Script, payload any, onLine lineFunc) (*runResult, error) {
-	stdin, err := asciiJSON(payload)
-	if err != nil {
-		return nil, fmt.Errorf("encode payload of %s: %w", s.Name, err)
+// opName is a script's name without its version, as metrics name it.
+func opName(script string) string {
+	name, _, _ := strings.Cut(script, "/")
+	return name
+}
+
+// payloadFunc builds a script's stdin around the session part for the
+// server it runs on.
+type payloadFunc func(sessionPayload) any
+
+// run runs a script on the first server that takes it, with its payload
+// as stdin, and hands every stdout line to onLine as it arrives. It
+// returns an error wrapping ErrConnection when no server could be reached
+// or the run was cut off; the exit code and stderr are the caller's to
+// judge.
+func (c *Client) run(ctx context.Context, s Script, payload payloadFunc, onLine lineFunc) (*runResult, error) {
+	return c.runOn(ctx, nil, s, payload, onLine)
+}
+
+// runOn runs a script on one server (pin), or on the first that takes it.
+func (c *Client) runOn(ctx context.Context, pin *server, s Script, payload payloadFunc, onLine lineFunc) (*runResult, error) {
+	stdin := func(srv *server) ([]byte, error) {
+		b, err := asciiJSON(payload(c.session(srv)))
+		if err != nil {
+			return nil, fmt.Errorf("encode payload of %s: %w", s.Name, err)
+		}
+		return b, nil
+	}
+	start := time.Now()
+	res, err := c.command(ctx, pin, s.Name, commandLine(s), stdin, onLine)
+	outcome := err
+	if outcome == nil {
+		outcome = scriptError(s, res)
+	}
+	c.observe(opName(s.Name), time.Since(start), outcome)
+	return res, err
+}
+
+// command runs a command line in a shell on the first server that takes
+// it, in failover order (or on pin alone). A server that cannot be reached
+// is skipped for CoolDown and the command goes to the next; once a
+// command has started, its outcome is final.
+func (c *Client) command(ctx context.Context, pin *server, name, line string, stdin func(*server) ([]byte, error), onLine lineFunc) (*runResult, error) {
+	if c.isClosed() {
+		return nil, ErrClosed
 	}
 	select {
 	case c.slots <- struct{}{}:
 		defer func() { <-c.slots }()
 	case <-ctx.Done():
-		return nil, fmt.Errorf("%w: wait for a free powershell slot: %w", ErrConnection, ctx.Err())
+		return nil, &connError{kind: ErrConnection, err: fmt.Errorf("wait for a free powershell slot: %w", ctx.Err())}
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.CommandTimeout)
 	defer cancel()
-	start := time.Now()
-	log := c.log.With("script", s.Name, "server", c.server)
-
-	client, tr, err := c.winrmClient(ctx)
-	if err != nil {
-		return nil, err
+	servers := c.order()
+	if pin != nil {
+		servers = []*server{pin}
 	}
-	defer tr.close()
-	shell, err := client.CreateShell()
-	if err != nil {
-		return nil, fmt.Errorf("open shell on %s: %w", c.server, ctxErr(ctx, err))
-	}
-	defer func() {
-		tr.detach()
-		if err := shell.Close(); err != nil {
-			log.Warn("delete shell failed", "error", err)
+	var failures []error
+	for _, srv := range servers {
+		in, err := stdin(srv)
+		if err != nil {
+			return nil, err
 		}
-	}()
-	cmd, err := shell.Execute(commandLine(s))
-	if err != nil {
-		return nil, fmt.Errorf("start %s on %s: %w", s.Name, c.server, ctxErr(ctx, err))
+		attempt := time.Now()
+		res, started, err := srv.execute(ctx, name, line, in, onLine)
+		switch {
+		case started:
+			srv.answered(err)
+			c.setActive(srv)
+			return res, err
+		case err == nil:
+			return res, nil // not reached: execute starts or fails
+		case errors.Is(err, ErrConnection) && ctx.Err() == nil:
+			srv.failed(err)
+			c.observe("connect", time.Since(attempt), err)
+			c.log.Warn("exchange server skipped", logServer, srv.name, logError, err, "cool_down", c.cfg.CoolDown)
+			failures = append(failures, err)
+			continue
+		default:
+			srv.answered(err) // refused credentials or cancelled: no other server would do better
+			return nil, err
+		}
 	}
-	log.Debug("powershell started", "stdin_bytes", len(stdin))
+	return nil, &allFailed{errs: failures}
+}
+
+// execute runs a command line in a shell of the server: an idle one if
+// there is one (and a fresh one if the server forgot it), else a new one.
+// started reports whether the command got to run; if it did not, the
+// server took no action.
+func (s *server) execute(ctx context.Context, name, line string, stdin []byte, onLine lineFunc) (res *runResult, started bool, err error) {
+	for attempt := 0; ; attempt++ {
+		sh, reused, err := s.acquire(ctx)
+		if err != nil {
+			return nil, false, err
+		}
+		res, started, err := sh.run(ctx, name, line, stdin, onLine)
+		if started {
+			if err == nil && ctx.Err() == nil {
+				s.release(sh)
+			} else {
+				sh.destroy() // Signal went out; Delete too, so no shell outlives a failed run
+			}
+			res.server = s.name
+			return res, true, err
+		}
+		s.c.background(sh.destroy)
+		if reused && attempt == 0 && ctx.Err() == nil {
+			continue // the server forgot the idle shell (restart, idle timeout): open a fresh one
+		}
+		return nil, false, err
+	}
+}
+
+// run runs one command line in the shell, with stdin, handing every
+// stdout line to onLine as it arrives. started reports whether the server
+// accepted the command.
+func (sh *pooledShell) run(ctx context.Context, name, line string, stdin []byte, onLine lineFunc) (res *runResult, started bool, err error) {
+	srv := sh.srv
+	log := srv.c.log.With("script", name, logServer, srv.name)
+	sh.tr.bind(ctx)
+	start := time.Now()
+	cmd, err := sh.shell.Execute(line)
+	if err != nil {
+		return nil, false, fmt.Errorf("start %s on %s: %w", name, srv.name, ctxErr(ctx, err))
+	}
+	log.Debug("command started", "stdin_bytes", len(stdin))
 
 	// stdin: the payload, then end-of-stream at once, so a script reading
 	// stdin to its end goes on (RunWithString would send the end only
@@ -84,20 +171,22 @@ func (c *Client) run(ctx context.Context, s Script, payload any, onLine lineFunc
 		defer wg.Done()
 		// The library sends EnvelopeSize-1000 bytes per Send, which base64
 		// grows past EnvelopeSize; keep each Send within it.
-		chunk := max(1024, (c.cfg.EnvelopeSize-2048)/4*3)
+		chunk := max(1024, (srv.c.cfg.EnvelopeSize-2048)/4*3)
 		for rest := stdin; len(rest) > 0; {
 			n := min(chunk, len(rest))
 			if _, err := cmd.Stdin.Write(rest[:n]); err != nil {
-				log.Warn("send stdin failed", "error", err)
+				if ctx.Err() == nil {
+					log.Warn("send stdin failed", logError, err)
+				}
 				return
 			}
 			rest = rest[n:]
 		}
-		if err := cmd.Stdin.Close(); err != nil {
-			log.Warn("close stdin failed", "error", err)
+		if err := cmd.Stdin.Close(); err != nil && ctx.Err() == nil {
+			log.Warn("close stdin failed", logError, err)
 		}
 	}()
-	res := &runResult{}
+	res = &runResult{server: srv.name}
 	var stderr []byte
 	go func() {
 		defer wg.Done()
@@ -107,44 +196,33 @@ func (c *Client) run(ctx context.Context, s Script, payload any, onLine lineFunc
 	readErr := readLines(cmd.Stdout, res, onLine)
 	wg.Wait()
 	cmd.Wait()
-	tr.detach()
+	sh.tr.detach()
 	if err := cmd.Close(); err != nil {
-		log.Debug("signal command failed", "error", err)
+		log.Debug("signal command failed", logError, err)
 	}
 	res.exitCode = cmd.ExitCode()
 	res.stderr = parseStderr(stderr)
 	res.elapsed = time.Since(start)
 	if readErr != nil {
-		return res, fmt.Errorf("read output of %s on %s: %w", s.Name, c.server, ctxErr(ctx, readErr))
+		return res, true, fmt.Errorf("read output of %s on %s: %w", name, srv.name, ctxErr(ctx, readErr))
 	}
-	log.Debug("powershell finished", "exit_code", res.exitCode, "lines", res.lines, "stdout_bytes", res.bytes, "duration", res.elapsed)
-	return res, nil
-}
-
-// winrmClient returns a WinRM client whose every request is bound to ctx
-// until its transport is detached. Parameters come from NewParameters:
-// DefaultParameters is shared by every user of the library.
-func (c *Client) winrmClient(ctx context.Context) (*winrm.Client, *transport, error) {
-	tr := &transport{hc: c.hc, url: c.url, user: c.cfg.Username, pass: c.cfg.Password, wire: &c.wire, ctx: ctx}
-	params := winrm.NewParameters(fmt.Sprintf("PT%dS", int(c.cfg.OperationTimeout/time.Second)), "en-US", c.cfg.EnvelopeSize)
-	params.TransportDecorator = func() winrm.Transporter { return tr }
-	client, err := winrm.NewClientWithParameters(c.endpoint, c.cfg.Username, c.cfg.Password, params)
-	if err != nil {
-		return nil, nil, fmt.Errorf("winrm client for %s: %w", c.server, err)
+	if ctx.Err() != nil {
+		return res, true, ctxErr(ctx, ctx.Err())
 	}
-	return client, tr, nil
+	log.Debug("command finished", "exit_code", res.exitCode, "lines", res.lines, "stdout_bytes", res.bytes, "duration", res.elapsed)
+	return res, true, nil
 }
 
 // ctxErr prefers the context's error, which says why a request failed when
 // the run was cancelled or ran out of time.
 func ctxErr(ctx context.Context, err error) error {
 	if ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
-		return fmt.Errorf("%w: %w (%v)", ErrConnection, ctx.Err(), err)
+		return &connError{kind: ErrConnection, err: fmt.Errorf("%w (%v)", ctx.Err(), err)}
 	}
 	if errors.Is(err, ErrConnection) || errors.Is(err, ErrUnauthorized) {
 		return err
 	}
-	return fmt.Errorf("%w: %w", ErrConnection, err)
+	return classify(err)
 }
 
 // readLines splits stdout into lines, without their CR LF, and hands each

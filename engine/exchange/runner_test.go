@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http/httptest"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -29,24 +28,26 @@ func newSimClient(t *testing.T, cfg Config, prog func(winrm.Program) winrm.Progr
 	srv.Handle("powershell.exe", p)
 	hs := httptest.NewServer(srv)
 	t.Cleanup(func() { hs.Close(); srv.Close() })
-	host, port, _ := net.SplitHostPort(hs.Listener.Addr().String())
-	cfg.Servers, cfg.Username, cfg.Password, cfg.AllowInsecureTransport = []string{host}, "svc", "pw", true
-	cfg.Port, _ = strconv.Atoi(port)
+	cfg.Servers = []string{hs.Listener.Addr().String()}
+	cfg.Username, cfg.Password, cfg.AllowInsecureTransport = "svc", "pw", true
 	c, err := New(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = c.Close() })
 	return c
 }
+
+func sessionOnly(sp sessionPayload) any { return sp }
 
 func TestTooLongCommandLineIsAReadableError(t *testing.T) {
 	c := newSimClient(t, Config{}, nil)
 	long := Script{Name: "long/1", Text: "# easgate-script: long/1\n" + strings.Repeat("#", MaxScriptLength+200)}
-	res, err := c.run(context.Background(), long, struct{}{}, func(int, []byte) {})
+	res, err := c.run(context.Background(), long, sessionOnly, func(int, []byte) {})
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = scriptError(long, c.server, res)
+	err = scriptError(long, res)
 	if !errors.Is(err, ErrScript) || !strings.Contains(err.Error(), "exited 1: The command line is too long.") {
 		t.Errorf("err = %v", err)
 	}
@@ -74,7 +75,7 @@ func TestParallelBoundsPowerShellProcesses(t *testing.T) {
 			if _, err := c.ApplyChanges(context.Background(), nil); err != nil {
 				t.Error(err)
 			}
-			if _, err := c.run(context.Background(), probeScript, c.session(), func(int, []byte) {}); err != nil {
+			if _, err := c.run(context.Background(), probeScript, sessionOnly, func(int, []byte) {}); err != nil {
 				t.Error(err)
 			}
 		}()
@@ -82,5 +83,43 @@ func TestParallelBoundsPowerShellProcesses(t *testing.T) {
 	wg.Wait()
 	if most != 2 {
 		t.Errorf("at most %d processes ran at once, want 2", most)
+	}
+}
+
+func TestOpName(t *testing.T) {
+	for _, tt := range []struct{ name, in, want string }{
+		{name: "versioned", in: "inventory/1", want: "inventory"},
+		{name: "bare", in: "hostname", want: "hostname"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := opName(tt.in); got != tt.want {
+				t.Errorf("opName(%q) = %q, want %q", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestClassify(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		want error
+	}{
+		{name: "refused", err: &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connect: connection refused")}, want: ErrUnreachable},
+		{name: "no such host", err: &net.DNSError{Err: "no such host", Name: "ex09"}, want: ErrUnreachable},
+		{name: "reset mid-read", err: &net.OpError{Op: "read", Net: "tcp", Err: errors.New("connection reset by peer")}, want: ErrConnection},
+		{name: "handshake timeout", err: errors.New("net/http: TLS handshake timeout"), want: ErrTLS},
+		{name: "cancelled", err: context.Canceled, want: context.Canceled},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := classify(tt.err)
+			if !errors.Is(got, tt.want) || !errors.Is(got, ErrConnection) {
+				t.Errorf("classify(%v) = %v, want it to wrap %v and ErrConnection", tt.err, got, tt.want)
+			}
+			if tt.want == ErrConnection && (errors.Is(got, ErrUnreachable) || errors.Is(got, ErrTLS)) {
+				t.Errorf("classify(%v) = %v: a reset after connecting is neither unreachable nor TLS", tt.err, got)
+			}
+		})
 	}
 }

@@ -2,73 +2,213 @@ package exchange_test
 
 import (
 	"context"
+	"flag"
+	"fmt"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 
 	"easgate/engine"
+	simexchange "easgate/engine/sim/exchange"
+	"easgate/engine/sim/org"
 )
 
-// TestInventoryOfTenThousandUsers measures a full inventory of a generated
-// organisation of 10,000 users in one PowerShell process, through the real
-// client and both simulators.
-func TestInventoryOfTenThousandUsers(t *testing.T) {
-	if testing.Short() {
-		t.Skip("scale test")
-	}
-	o := generated(10000)
-	e := newEnv(t, o)
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
-	start := time.Now()
-	inv, err := e.client.Inventory(context.Background(), engine.InventoryQuery{})
-	elapsed := time.Since(start)
-	if err != nil {
-		t.Fatal(err)
-	}
-	runtime.ReadMemStats(&after)
-	checkInventory(t, inv, o, time.Time{})
-	w, st := e.client.Wire(), e.winrm.Stats()
-	t.Logf("10,000 users: %d mailboxes, %d devices in %v", len(inv.Mailboxes), len(inv.Devices), elapsed.Round(time.Millisecond))
-	t.Logf("wire: %d requests, %d bytes sent, %d bytes received; largest answer %d bytes; %d receives",
-		w.Requests, w.BytesSent, w.BytesReceived, st.LargestResponse, st.Receives)
-	t.Logf("allocated %d MB in %d allocations (client, servers and simulated Exchange together)",
-		(after.TotalAlloc-before.TotalAlloc)>>20, after.Mallocs-before.Mallocs)
-	if st.Oversize != 0 {
-		t.Errorf("%d answers over MaxEnvelopeSize", st.Oversize)
-	}
-	if e.host.Starts() != 1 {
-		t.Errorf("%d powershell starts, want 1", e.host.Starts())
-	}
-	if elapsed > 30*time.Second {
-		t.Errorf("full inventory took %v", elapsed)
-	}
+var costScale = flag.Float64("cost-scale", 0.02, "scale of the simulator's cost model in the benchmarks (1 = real time)")
 
-	// One apply call of 1,000 changes, and a quick inventory after it.
-	var changes []engine.Change
-	for _, d := range inv.Devices[:1000] {
-		changes = append(changes, engine.Change{Mailbox: d.Mailbox, DeviceID: d.DeviceID, List: engine.ListBlocked, Op: engine.OpAdd})
+// applyInBatches applies changes as the engine does: batches of batch
+// changes, at most parallel calls at once.
+func applyInBatches(t testing.TB, e *env, changes []engine.Change, batch, parallel int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, parallel)
+	errs := make(chan error, len(changes)/batch+1)
+	for i := 0; i < len(changes); i += batch {
+		part := changes[i:min(i+batch, len(changes))]
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			results, err := e.client.ApplyChanges(context.Background(), part)
+			if err == nil {
+				for _, r := range results {
+					if !r.OK {
+						err = fmt.Errorf("change failed: %+v", r)
+						break
+					}
+				}
+			}
+			errs <- err
+		}()
 	}
-	w0 := e.client.Wire()
-	start = time.Now()
-	results, err := e.client.ApplyChanges(context.Background(), changes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range results {
-		if !r.OK {
-			t.Fatalf("change failed: %+v", r)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
 		}
 	}
-	w1 := e.client.Wire()
-	t.Logf("apply of 1,000 changes: %v, %d bytes sent, %d received", time.Since(start).Round(time.Millisecond),
-		w1.BytesSent-w0.BytesSent, w1.BytesReceived-w0.BytesReceived)
-	start = time.Now()
-	quick, err := e.client.Inventory(context.Background(), engine.InventoryQuery{Since: now.Add(-7 * 24 * time.Hour)})
-	if err != nil {
-		t.Fatal(err)
+}
+
+// generatedWith returns a generated organisation of users, topped up
+// with iPhone partnerships to hold devices partnerships at least.
+func generatedWith(users, devices int) *org.Org {
+	o := generated(users)
+	o.Mu.Lock()
+	defer o.Mu.Unlock()
+	for i := 0; o.Count().Partnerships < devices; i++ {
+		u := o.Users[i%len(o.Users)]
+		_ = o.AddPartnership(u.UPN, &org.Partnership{DeviceID: fmt.Sprintf("ApplTOPUP%06d", i), DeviceType: "iPhone", DeviceModel: "iPhone17C3",
+			DeviceOS: "iOS 18.3.2 22D82", UserAgent: "Apple-iPhone17C3/2204.82", FirstSync: now.Add(-time.Hour), LastSync: now, WhenChanged: now})
 	}
-	w2 := e.client.Wire()
-	t.Logf("quick inventory (7 days): %d devices in %v, %d bytes received", len(quick.Devices), time.Since(start).Round(time.Millisecond), w2.BytesReceived-w1.BytesReceived)
+	return o
+}
+
+// blockChanges returns n changes that block inventory devices.
+func blockChanges(inv *engine.ExchangeInventory, n int) []engine.Change {
+	var changes []engine.Change
+	for _, d := range inv.Devices {
+		if len(changes) == n {
+			break
+		}
+		changes = append(changes, engine.Change{Mailbox: d.Mailbox, DeviceID: d.DeviceID, List: engine.ListBlocked, Op: engine.OpAdd})
+	}
+	return changes
+}
+
+func TestProcessStartsDoNotGrowWithTheOrganisation(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name                           string
+		users, devices, changes, batch int
+		skipShort                      bool
+	}{
+		{name: "600 mailboxes, 900 devices, 600 changes in batches of 100", users: 600, devices: 900, changes: 600, batch: 100},
+		{name: "10,000 mailboxes, 15,000 devices, 5,000 changes in batches of 500", users: 10000, devices: 15000, changes: 5000, batch: 500, skipShort: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.skipShort && testing.Short() {
+				t.Skip("large organisation")
+			}
+			o := generatedWith(tt.users, tt.devices)
+			e := newEnv(t, o)
+			start := time.Now()
+			inv, err := e.client.Inventory(context.Background(), engine.InventoryQuery{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			took := time.Since(start)
+			checkInventory(t, inv, o, time.Time{})
+			if len(inv.Mailboxes) != tt.users || len(inv.Devices) != tt.devices {
+				t.Errorf("%d mailboxes, %d devices: want %d and %d", len(inv.Mailboxes), len(inv.Devices), tt.users, tt.devices)
+			}
+			if n := e.host.Starts(); n > 3 {
+				t.Errorf("inventory of %d mailboxes, %d devices started powershell %d times, want at most 3", len(inv.Mailboxes), len(inv.Devices), n)
+			}
+			if st := e.winrm.Stats(); st.Oversize != 0 {
+				t.Errorf("%d answers over MaxEnvelopeSize", st.Oversize)
+			}
+			t.Logf("inventory: %d mailboxes, %d devices in %v", len(inv.Mailboxes), len(inv.Devices), took.Round(time.Millisecond))
+
+			before := e.host.Starts()
+			changes := blockChanges(inv, tt.changes)
+			start = time.Now()
+			applyInBatches(t, e, changes, tt.batch, 4)
+			limit := (len(changes)+tt.batch-1)/tt.batch + 1
+			if n := e.host.Starts() - before; n > limit {
+				t.Errorf("applying %d changes started powershell %d times, want at most %d", len(changes), n, limit)
+			}
+			t.Logf("apply: %d changes in %v", len(changes), time.Since(start).Round(time.Millisecond))
+			o.Mu.RLock()
+			blocked := 0
+			for _, u := range o.Users {
+				blocked += len(u.Blocked)
+			}
+			o.Mu.RUnlock()
+			if blocked < len(changes) {
+				t.Errorf("%d IDs blocked in the org after %d block changes", blocked, len(changes))
+			}
+		})
+	}
+}
+
+// BenchmarkTenThousand times a full inventory of 10,000 mailboxes (15,000
+// devices, with last sync times) and applying 5,000 changes in
+// batches of 500, four at once, as the engine does: without the
+// simulator's cost model (the client, the wire and the simulator alone),
+// and with it, scaled by -cost-scale. model-s/op is the modelled time on a
+// real server.
+//
+//	go test -run '^$' -bench TenThousand -benchtime 1x ./engine/exchange
+func BenchmarkTenThousand(b *testing.B) {
+	for _, withCost := range []bool{false, true} {
+		name := "cost=off"
+		if withCost {
+			name = fmt.Sprintf("cost=%g", *costScale)
+		}
+		opts := func(c *envConfig) {
+			if withCost {
+				c.exchange.Cost = simexchange.DefaultCost(*costScale)
+			}
+		}
+		b.Run("inventory/"+name, func(b *testing.B) {
+			o := generatedWith(10000, 15000)
+			e := newEnv(b, o, opts)
+			var ms runtime.MemStats
+			b.ResetTimer()
+			for range b.N {
+				busy := e.host.Counters().Busy
+				start := time.Now()
+				inv, err := e.client.Inventory(context.Background(), engine.InventoryQuery{})
+				if err != nil || !inv.Complete() {
+					b.Fatal(err, inv.Problems)
+				}
+				report(b, time.Since(start), e.host.Counters().Busy-busy, withCost)
+				b.ReportMetric(float64(len(inv.Devices)), "devices")
+			}
+			runtime.ReadMemStats(&ms)
+			b.ReportMetric(float64(e.host.Starts())/float64(b.N), "starts/op")
+		})
+		b.Run("apply-5000/"+name, func(b *testing.B) {
+			o := generatedWith(10000, 15000)
+			e := newEnv(b, o, opts)
+			inv, err := e.client.Inventory(context.Background(), engine.InventoryQuery{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			add := blockChanges(inv, 5000)
+			remove := make([]engine.Change, len(add))
+			for i, c := range add {
+				c.Op = engine.OpRemove
+				remove[i] = c
+			}
+			starts := e.host.Starts()
+			b.ResetTimer()
+			for i := range b.N {
+				changes := add
+				if i%2 == 1 {
+					changes = remove
+				}
+				busy := e.host.Counters().Busy
+				start := time.Now()
+				applyInBatches(b, e, changes, 500, 4)
+				report(b, time.Since(start), e.host.Counters().Busy-busy, withCost)
+			}
+			b.ReportMetric(float64(e.host.Starts()-starts)/float64(b.N), "starts/op")
+		})
+	}
+}
+
+// report adds the modelled real-server time of one operation: the wall
+// time at full scale (the client's and the wire's own time, a few per cent
+// of it without the cost model, is scaled too, so this errs long), and
+// the time the model slept, summed over the processes that ran at once.
+func report(b *testing.B, wall, busy time.Duration, withCost bool) {
+	if !withCost {
+		return
+	}
+	b.ReportMetric(wall.Seconds() / *costScale, "model-s/op")
+	b.ReportMetric(busy.Seconds(), "slept-s/op")
 }

@@ -28,6 +28,18 @@ var (
 	applyPS string
 	//go:embed scripts/probe.ps1
 	probePS string
+	//go:embed scripts/servers.ps1
+	serversPS string
+	//go:embed scripts/remove.ps1
+	removePS string
+	//go:embed scripts/wipe.ps1
+	wipePS string
+	//go:embed scripts/stats.ps1
+	statsPS string
+	//go:embed scripts/orgdefault.ps1
+	orgDefaultPS string
+	//go:embed scripts/rule.ps1
+	rulePS string
 )
 
 // MaxScriptLength is the longest script text, in characters, that fits
@@ -37,15 +49,27 @@ const MaxScriptLength = 3000
 
 // Script names; the marker line of each script carries its name.
 const (
-	scriptInventory = "inventory/1"
-	scriptApply     = "apply/1"
-	scriptProbe     = "probe/1"
+	scriptInventory  = "inventory/1"
+	scriptApply      = "apply/1"
+	scriptProbe      = "probe/1"
+	scriptServers    = "servers/1"
+	scriptRemove     = "remove/1"
+	scriptWipe       = "wipe/1"
+	scriptStats      = "stats/1"
+	scriptOrgDefault = "orgdefault/1"
+	scriptRule       = "rule/1"
 )
 
 var (
-	inventoryScript = compose(scriptInventory, inventoryPS)
-	applyScript     = compose(scriptApply, applyPS)
-	probeScript     = compose(scriptProbe, probePS)
+	inventoryScript  = compose(scriptInventory, inventoryPS)
+	applyScript      = compose(scriptApply, applyPS)
+	probeScript      = compose(scriptProbe, probePS)
+	serversScript    = compose(scriptServers, serversPS)
+	removeScript     = compose(scriptRemove, removePS)
+	wipeScript       = compose(scriptWipe, wipePS)
+	statsScript      = compose(scriptStats, statsPS)
+	orgDefaultScript = compose(scriptOrgDefault, orgDefaultPS)
+	ruleScript       = compose(scriptRule, rulePS)
 )
 
 func compose(name, body string) Script {
@@ -54,14 +78,17 @@ func compose(name, body string) Script {
 
 // Scripts returns every script the adapter can send.
 func Scripts() []Script {
-	return []Script{inventoryScript, applyScript, probeScript}
+	return []Script{inventoryScript, applyScript, probeScript, serversScript, removeScript, wipeScript,
+		statsScript, orgDefaultScript, ruleScript}
 }
 
 // exchangeCmdlets are the Exchange cmdlets the scripts call; the remote
 // session imports exactly these.
 var exchangeCmdlets = []string{
-	"Get-ActiveSyncOrganizationSettings", "Get-ActiveSyncDeviceAccessRule", "Get-MobileDevice",
-	"Get-MobileDeviceStatistics", "Get-CASMailbox", "Get-Mailbox", "Set-CASMailbox", "Get-ExchangeServer",
+	"Get-ActiveSyncOrganizationSettings", "Set-ActiveSyncOrganizationSettings",
+	"Get-ActiveSyncDeviceAccessRule", "New-ActiveSyncDeviceAccessRule", "Set-ActiveSyncDeviceAccessRule", "Remove-ActiveSyncDeviceAccessRule",
+	"Get-MobileDevice", "Get-MobileDeviceStatistics", "Remove-MobileDevice", "Clear-MobileDevice",
+	"Get-CASMailbox", "Set-CASMailbox", "Get-Mailbox", "Get-ExchangeServer",
 }
 
 // Cmdlets returns the Exchange cmdlets the scripts call: what the service

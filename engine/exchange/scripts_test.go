@@ -102,3 +102,46 @@ func TestScriptsGolden(t *testing.T) {
 		t.Errorf("scripts differ from %s; run go test -update if the change is meant", golden)
 	}
 }
+
+// TestRBACScriptGrantsExactlyTheScriptsCmdlets keeps the role the RBAC
+// script creates in step with the cmdlets the scripts call.
+func TestRBACScriptGrantsExactlyTheScriptsCmdlets(t *testing.T) {
+	script := RBACScript(`CONTOSO\svc-easgate`)
+	start := strings.Index(script, "$Cmdlets = @(")
+	end := strings.Index(script[start:], ")")
+	if start < 0 || end < 0 {
+		t.Fatalf("no $Cmdlets list in:\n%s", script)
+	}
+	var listed []string
+	for _, m := range regexp.MustCompile(`'([A-Za-z]+-[A-Za-z]+)'`).FindAllStringSubmatch(script[start:start+end], -1) {
+		listed = append(listed, m[1])
+	}
+	want := slices.Clone(Cmdlets())
+	slices.Sort(want)
+	slices.Sort(listed)
+	if !slices.Equal(listed, want) {
+		t.Errorf("the role grants %v, the scripts call %v", listed, want)
+	}
+	for _, must := range []string{"New-ManagementRole -Name $role -Parent $parent", "Remove-ManagementRoleEntry", "New-RoleGroup -Name $Name -Roles $roles -Members $Member",
+		`$Member = 'CONTOSO\svc-easgate'`} {
+		if !strings.Contains(script, must) {
+			t.Errorf("the script lacks %q", must)
+		}
+	}
+}
+
+func TestPSQuoteKeepsDataLiteral(t *testing.T) {
+	tests := []struct{ name, in, want string }{
+		{name: "plain", in: `CONTOSO\svc`, want: `'CONTOSO\svc'`},
+		{name: "quote", in: `o'brien`, want: `'o''brien'`},
+		{name: "typographic quote", in: "o\u2019brien", want: "'o\u2019\u2019brien'"},
+		{name: "expansion", in: `$(calc)"`, want: `'$(calc)"'`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := psQuote(tt.in); got != tt.want {
+				t.Errorf("psQuote(%q) = %q, want %q", tt.in, got, tt.want)
+			}
+		})
+	}
+}

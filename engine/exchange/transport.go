@@ -28,7 +28,7 @@ const maxResponse = 16 << 20
 // cancelled.
 const cleanupTimeout = 15 * time.Second
 
-// WireStats count what went over the wire to the WinRM server.
+// WireStats count what went over the wire to the WinRM servers.
 type WireStats struct {
 	Requests      int64 `json:"requests"`
 	BytesSent     int64 `json:"bytes_sent"`     // request bodies
@@ -41,8 +41,10 @@ func (w *wireCounters) snapshot() WireStats {
 	return WireStats{Requests: w.requests.Load(), BytesSent: w.sent.Load(), BytesReceived: w.received.Load()}
 }
 
-// newHTTPClient builds the HTTP client every run to the server shares.
-func newHTTPClient(cfg Config) (*http.Client, error) {
+// newBaseTransport builds the HTTP transport every request to the servers
+// shares (NTLM clones it into single-connection lanes). HTTP/1.1 only:
+// Windows' NTLM and Kerberos bind to HTTP/1.1 connections.
+func newBaseTransport(cfg Config) (*http.Transport, error) {
 	tlsConfig := &tls.Config{InsecureSkipVerify: cfg.InsecureSkipVerify, MinVersion: tls.VersionTLS12} //nolint:gosec // the admin's choice, off by default
 	if len(cfg.CAPEM) > 0 {
 		pool := x509.NewCertPool()
@@ -51,7 +53,7 @@ func newHTTPClient(cfg Config) (*http.Client, error) {
 		}
 		tlsConfig.RootCAs = pool
 	}
-	return &http.Client{Transport: &http.Transport{
+	return &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		TLSClientConfig:       tlsConfig,
@@ -59,18 +61,16 @@ func newHTTPClient(cfg Config) (*http.Client, error) {
 		ResponseHeaderTimeout: cfg.ResponseTimeout,
 		MaxIdleConnsPerHost:   2 * MaxParallel,
 		IdleConnTimeout:       90 * time.Second,
-	}}, nil
+	}, nil
 }
 
-// transport is the winrm.Transporter of one run. It binds every request to
-// the run's context, which the library cannot do, turns every answer other
-// than 200 into an error (the library's own transport returns a fault's
-// body as if it were a success), and counts the bytes.
+// transport is the winrm.Transporter of one shell. It binds every request
+// to the context of the command in progress, which the library cannot do,
+// turns every answer other than 200 into an error (the library's own
+// transport returns a fault's body as if it were a success), classifies
+// failures, and counts the bytes.
 type transport struct {
-	hc         *http.Client
-	url        string
-	user, pass string
-	wire       *wireCounters
+	srv *server
 
 	mu      sync.Mutex
 	ctx     context.Context
@@ -89,6 +89,18 @@ func (t *transport) context() context.Context {
 	return t.ctx
 }
 
+// bind makes later requests part of ctx: a command, or the shell's
+// creation.
+func (t *transport) bind(ctx context.Context) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.release != nil {
+		t.release()
+		t.release = nil
+	}
+	t.ctx = ctx
+}
+
 // detach moves later requests (the Signal and the Delete that end a run) to
 // a context of their own, so they still go out when the run's context was
 // cancelled.
@@ -105,23 +117,24 @@ func (t *transport) close() {
 	defer t.mu.Unlock()
 	if t.release != nil {
 		t.release()
+		t.release = nil
 	}
 }
 
 // Post sends one envelope and returns the answer.
 func (t *transport) Post(_ *winrm.Client, m *soap.SoapMessage) (string, error) {
-	body := m.String()
-	req, err := http.NewRequestWithContext(t.context(), http.MethodPost, t.url, strings.NewReader(body))
+	body := []byte(m.String())
+	req, err := http.NewRequestWithContext(t.context(), http.MethodPost, t.srv.url, nil)
 	if err != nil {
-		return "", fmt.Errorf("%w: build request for %s: %v", ErrConnection, t.url, err)
+		return "", &connError{kind: ErrConnection, err: fmt.Errorf("build request for %s: %w", t.srv.url, err)}
 	}
 	req.Header.Set("Content-Type", "application/soap+xml;charset=UTF-8")
-	req.SetBasicAuth(t.user, t.pass)
-	t.wire.requests.Add(1)
-	t.wire.sent.Add(int64(len(body)))
-	resp, err := t.hc.Do(req)
+	wire := &t.srv.c.wire
+	wire.requests.Add(1)
+	wire.sent.Add(int64(len(body)))
+	resp, err := t.srv.auth.roundTrip(req, body)
 	if err != nil {
-		return "", fmt.Errorf("%w: post to %s: %w", ErrConnection, t.url, unwrapURLError(err))
+		return "", classify(err)
 	}
 	defer resp.Body.Close()
 	var answer strings.Builder
@@ -129,23 +142,49 @@ func (t *transport) Post(_ *winrm.Client, m *soap.SoapMessage) (string, error) {
 		answer.Grow(int(resp.ContentLength))
 	}
 	n, err := io.Copy(&answer, io.LimitReader(resp.Body, maxResponse+1))
-	t.wire.received.Add(n)
+	wire.received.Add(n)
 	if err != nil {
-		return "", fmt.Errorf("%w: read answer from %s: %w", ErrConnection, t.url, err)
+		return "", classify(fmt.Errorf("read answer from %s: %w", t.srv.url, err))
 	}
 	if n > maxResponse {
-		return "", fmt.Errorf("%w: answer from %s exceeds %d bytes", ErrConnection, t.url, maxResponse)
+		return "", &connError{kind: ErrServerError, err: fmt.Errorf("answer from %s exceeds %d bytes", t.srv.url, maxResponse)}
 	}
 	if resp.StatusCode == http.StatusUnauthorized {
-		return "", fmt.Errorf("%w: %s answered 401 for user %s", ErrUnauthorized, t.url, t.user)
+		return "", fmt.Errorf("%w: %s answered 401 to %s authentication of %s", ErrUnauthorized, t.srv.url, t.srv.c.cfg.Auth, t.srv.c.cfg.Username)
 	}
 	if ct := resp.Header.Get("Content-Type"); !strings.Contains(strings.ToLower(ct), "application/soap+xml") {
-		return "", fmt.Errorf("%w: %s answered HTTP %d with content type %q", ErrConnection, t.url, resp.StatusCode, ct)
+		return "", &connError{kind: ErrServerError, err: fmt.Errorf("%s answered HTTP %d with content type %q", t.srv.url, resp.StatusCode, ct)}
 	}
 	if resp.StatusCode != http.StatusOK {
 		return "", parseFault(resp.StatusCode, []byte(answer.String()))
 	}
 	return answer.String(), nil
+}
+
+// classify wraps a failed request in the kind of failure it was.
+func classify(err error) error {
+	if errors.Is(err, ErrConnection) || errors.Is(err, ErrUnauthorized) {
+		return err
+	}
+	err = unwrapURLError(err)
+	var (
+		verify *tls.CertificateVerificationError
+		record tls.RecordHeaderError
+		alert  tls.AlertError
+		op     *net.OpError
+		dns    *net.DNSError
+	)
+	switch {
+	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
+		return &connError{kind: ErrConnection, err: err}
+	case errors.As(err, &verify) || errors.As(err, &record) || errors.As(err, &alert) ||
+		strings.Contains(err.Error(), "TLS handshake") || strings.Contains(err.Error(), "tls: ") ||
+		strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
+		return &connError{kind: ErrTLS, err: err}
+	case errors.As(err, &dns), errors.As(err, &op) && (op.Op == "dial" || op.Op == "proxyconnect"):
+		return &connError{kind: ErrUnreachable, err: err}
+	}
+	return &connError{kind: ErrConnection, err: err}
 }
 
 // unwrapURLError drops *url.Error's repetition of the method and URL.
@@ -171,11 +210,12 @@ type FaultError struct {
 // OperationTimeout, which is how the WinRM library recognises it and
 // receives again.
 func (e *FaultError) Error() string {
-	return fmt.Sprintf("winrm fault %s (%s, HTTP %d): %s", e.Subcode, e.Code, e.Status, e.Message)
+	return fmt.Sprintf("%v: HTTP %d, winrm fault %s (%s): %s", ErrServerError, e.Status, e.Subcode, e.Code, e.Message)
 }
 
-// Unwrap classifies every fault as a connection problem.
-func (e *FaultError) Unwrap() error { return ErrConnection }
+// Unwrap classifies every fault as an error answer, and so a connection
+// problem.
+func (e *FaultError) Unwrap() []error { return []error{ErrServerError, ErrConnection} }
 
 // parseFault reads a SOAP fault.
 func parseFault(status int, body []byte) *FaultError {

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 	"unicode"
+
+	"easgate/engine"
 )
 
 // Defaults for Config fields left zero.
@@ -45,6 +47,9 @@ type Config struct {
 	// Timeout bounds one Send: connecting, TLS, AUTH and the transfer.
 	// 0 means DefaultTimeout.
 	Timeout time.Duration
+	// Observer, if set, is told about every delivery (system "smtp", op
+	// "send"), for metrics.
+	Observer engine.CallObserver
 }
 
 // String describes the configuration without its password.

@@ -136,7 +136,11 @@ func (m *Mailer) send(ctx context.Context, n engine.Notification) error {
 }
 
 // deliver sends one message over a connection of its own.
-func (m *Mailer) deliver(ctx context.Context, msg *gomail.Msg) error {
+func (m *Mailer) deliver(ctx context.Context, msg *gomail.Msg) (err error) {
+	if o := m.cfg.Observer; o != nil {
+		began := time.Now()
+		defer func() { o.ObserveCall("smtp", "send", time.Since(began), err) }()
+	}
 	ctx, cancel := context.WithTimeout(ctx, m.cfg.Timeout)
 	defer cancel()
 	// go-mail watches the context only while it dials; closing the

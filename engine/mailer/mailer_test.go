@@ -4,8 +4,11 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
+	"fmt"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -298,7 +301,16 @@ func TestSendFailures(t *testing.T) {
 
 func TestSendRecoversWhenSinkComesBack(t *testing.T) {
 	s := startSink(t, smtpsink.Options{})
-	m := newMailer(t, config(s))
+	cfg := config(s)
+	obs := &callLog{}
+	cfg.Observer = obs
+	m := newMailer(t, cfg)
+	defer func() {
+		// The observer saw the failed delivery and the one that went through.
+		if want := []string{"smtp/send ok=false", "smtp/send ok=true"}; !slices.Equal(obs.calls, want) {
+			t.Errorf("observed %q, want %q", obs.calls, want)
+		}
+	}()
 	if err := s.SetDown(true); err != nil {
 		t.Fatal(err)
 	}
@@ -409,4 +421,15 @@ func TestSendConcurrently(t *testing.T) {
 	if len(got) != users {
 		t.Errorf("sink holds mail for %d distinct users, want %d", len(got), users)
 	}
+}
+
+type callLog struct {
+	mu    sync.Mutex
+	calls []string
+}
+
+func (c *callLog) ObserveCall(system, op string, _ time.Duration, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.calls = append(c.calls, fmt.Sprintf("%s/%s ok=%v", system, op, err == nil))
 }

@@ -1,14 +1,12 @@
 package sim
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -78,7 +76,6 @@ type Sim struct {
 	Info     Info
 	Dir      string
 
-	winrmHTTP *http.Server
 	removeDir bool
 }
 
@@ -124,13 +121,10 @@ func Start(opt Options) (s *Sim, err error) {
 	s.WinRM = winrm.New(winrm.Config{Hostname: "EX01", Users: map[string]string{ServiceUser: password}, Logger: log})
 	s.Exchange = exchange.New(exchange.Config{Org: s.Org, Accounts: map[string]string{ServiceUser: password}, Logger: log})
 	s.WinRM.Handle("powershell.exe", s.Exchange)
-	wl, err := net.Listen("tcp", net.JoinHostPort(host, portAt(port, 0)))
+	winrmURL, err := s.WinRM.Start(net.JoinHostPort(host, portAt(port, 0)), nil)
 	if err != nil {
 		return nil, fmt.Errorf("winrm simulator: %w", err)
 	}
-	s.winrmHTTP = &http.Server{Handler: s.WinRM, ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
-	go func() { _ = s.winrmHTTP.Serve(wl) }()
 
 	// Intune and Entra ID: Graph and its token endpoint over HTTPS.
 	s.Graph = graph.New(s.Org, graph.Options{Log: log})
@@ -147,7 +141,7 @@ func Start(opt Options) (s *Sim, err error) {
 	}
 
 	s.Info = Info{
-		WinRMURL: "http://" + wl.Addr().String() + "/wsman", WinRMUser: ServiceUser, WinRMPassword: password,
+		WinRMURL: winrmURL, WinRMUser: ServiceUser, WinRMPassword: password,
 		GraphURL: graphURL, AuthorityURL: graphURL, TenantID: s.Org.TenantID,
 		ClientID: s.Graph.ClientID(), ClientSecret: s.Graph.ClientSecret(), SMTPAddr: s.SMTP.Addr(),
 		SMTPUser: SMTPUser, SMTPPassword: smtpPassword,
@@ -256,13 +250,6 @@ control:
 // Close stops the simulators and removes a temporary directory.
 func (s *Sim) Close() error {
 	var errs []error
-	if s.winrmHTTP != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		if err := s.winrmHTTP.Shutdown(ctx); err != nil {
-			_ = s.winrmHTTP.Close()
-		}
-		cancel()
-	}
 	if s.WinRM != nil {
 		s.WinRM.Close()
 	}

@@ -133,6 +133,10 @@ func TestDependencyRules(t *testing.T) {
 				if containsPrefix(adapters, dep) || under(dep, "easgate/store") || under(dep, "easgate/tui") {
 					t.Errorf("%s imports %s: simulators speak the wire protocol and import nothing they imitate", owner, dep)
 				}
+			case under(owner, "easgate/control"), under(owner, "easgate/metrics"):
+				if under(dep, "easgate/store") || under(dep, "easgate/tui") || under(dep, "easgate/engine/sim") || containsPrefix(adapters, dep) {
+					t.Errorf("%s imports %s: the control socket and metrics speak the engine's API only", owner, dep)
+				}
 			case under(owner, "easgate/store"), under(owner, "easgate/config"):
 				if containsPrefix(adapters, dep) || under(dep, "easgate/tui") || under(dep, "easgate/engine/sim") {
 					t.Errorf("%s imports %s", owner, dep)

@@ -15,15 +15,25 @@
 // cmdlets' effect on the organisation and writes what the script writes:
 // JSON lines on stdout, errors and warnings as CLIXML on stderr.
 //
-// Exchange semantics come from package org: access states by org.AccessOf,
-// list edits by org.ChangeLists. Get-MobileDevice without
-// `-ResultSize Unlimited` returns the first 1000 devices and Exchange's
-// warning. A session opened with New-PSSession checks the credential that
-// travels in the stdin payload and counts against Exchange's 18 concurrent
-// PowerShell sessions per user.
+// Exchange semantics come from package org: access states by org.AccessOf
+// (computed on every read, so a new DefaultAccessLevel or rule hits every
+// device it governs at once), list edits by org.ChangeLists. Get-MobileDevice
+// without `-ResultSize Unlimited` returns the first 1000 devices and
+// Exchange's warning. A session opened with New-PSSession checks the
+// credential that travels in the stdin payload and counts against
+// Exchange's 18 concurrent PowerShell sessions per user. The admin scripts
+// remove partnerships (within EasMaxDeviceDeletesPerMonth, 20 per mailbox a
+// month), request wipes (shown by Get-MobileDeviceStatistics), set the
+// org's DefaultAccessLevel, manage device access rules (matched exactly)
+// and list the servers with client access services.
+//
+// A cost model (Cost, off by default) makes the host take the time a real
+// server takes, as sleeps: process start, the Exchange session, each
+// device, mailbox and statistic read, each Set-CASMailbox and each admin
+// cmdlet, scaled.
 //
 // The Host keeps every script text it received and counts process starts,
-// for tests. It imports the simulated WinRM server's Program interface and
-// org, never the Exchange adapter (engine/exchange) it imitates the other
-// end of.
+// sessions and scripts (Counters), for tests and benchmarks. It imports
+// the simulated WinRM server's Program interface and org, never the
+// Exchange adapter (engine/exchange) it imitates the other end of.
 package exchange

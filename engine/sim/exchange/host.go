@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"easgate/engine/sim/org"
 	"easgate/engine/sim/winrm"
@@ -19,11 +20,15 @@ import (
 
 // Defaults of a simulated Exchange server.
 const (
-	DefaultMaxSessions       = 18 // PowerShellMaxConcurrency of Exchange's default throttling policy
-	DefaultPowerShellVersion = "5.1.17763.6414"
-	DefaultExchangeVersion   = "Version 15.2 (Build 1544.4)"
-	maxStdin                 = 64 << 20
-	maxKeptScripts           = 10000 // a long-running simulator forgets the older half past this
+	DefaultMaxSessions = 18 // PowerShellMaxConcurrency of Exchange's default throttling policy
+	// DefaultMaxDeviceDeletesPerMonth is EasMaxDeviceDeletesPerMonth of
+	// Exchange's default throttling policy: partnerships of one mailbox
+	// Remove-MobileDevice may delete in a calendar month.
+	DefaultMaxDeviceDeletesPerMonth = 20
+	DefaultPowerShellVersion        = "5.1.17763.6414"
+	DefaultExchangeVersion          = "Version 15.2 (Build 1544.4)"
+	maxStdin                        = 64 << 20
+	maxKeptScripts                  = 10000 // a long-running simulator forgets the older half past this
 )
 
 // Config describes a simulated Exchange server.
@@ -40,20 +45,53 @@ type Config struct {
 	// MaxSessions is how many Exchange PowerShell sessions one user may
 	// hold at once. Default 18.
 	MaxSessions int
+	// MaxDeviceDeletesPerMonth is how many partnerships of one mailbox
+	// Remove-MobileDevice deletes in a calendar month (UTC). Default 20;
+	// negative means unlimited.
+	MaxDeviceDeletesPerMonth int
 	// PowerShellVersion and ExchangeVersion are what the probe reports.
 	PowerShellVersion string
 	ExchangeVersion   string
+	// Servers are the organisation's Exchange servers, as Get-ExchangeServer
+	// lists them. Nil means one: the WinRM host itself, a Mailbox server
+	// with client access services (Exchange 2016 and later).
+	Servers []ServerInfo
+	// Cost is the cost model, applied as real sleeps; nil (the default)
+	// answers as fast as the simulator can.
+	Cost *Cost
+	// Now tells the time of wipe requests and deletions; nil is time.Now.
+	Now func() time.Time
 	// Logger receives the host's log; nil discards it.
 	Logger *slog.Logger
+}
+
+// ServerInfo is an Exchange server as Get-ExchangeServer shows it.
+type ServerInfo struct {
+	Name, Fqdn, Site, ServerRole, AdminDisplayVersion string
+	IsClientAccessServer                              bool
+}
+
+// Counters are what the host did since it started, for tests and the
+// benchmark harness (the WinRM server counts round trips and bytes).
+type Counters struct {
+	Starts   int64            `json:"starts"`   // powershell.exe processes
+	Sessions int64            `json:"sessions"` // Exchange sessions opened (remote or snap-in)
+	Scripts  map[string]int64 `json:"scripts"`  // easgate scripts run, by name
+	Busy     time.Duration    `json:"busy"`     // time the cost model slept
 }
 
 // Host is the simulated powershell.exe of an Exchange server. It is a
 // winrm.Program.
 type Host struct {
-	cfg    Config
-	log    *slog.Logger
-	denied map[string]bool
-	starts atomic.Int64
+	cfg      Config
+	log      *slog.Logger
+	denied   map[string]bool
+	starts   atomic.Int64
+	opened   atomic.Int64
+	busy     atomic.Int64
+	perRun   sync.Map // script name → *atomic.Int64
+	deleteMu sync.Mutex
+	deletes  map[string][]time.Time // lower-cased UPN → Remove-MobileDevice times
 
 	mu       sync.Mutex
 	scripts  []string
@@ -73,6 +111,12 @@ func New(cfg Config) *Host {
 	if cfg.ExchangeVersion == "" {
 		cfg.ExchangeVersion = DefaultExchangeVersion
 	}
+	if cfg.MaxDeviceDeletesPerMonth == 0 {
+		cfg.MaxDeviceDeletesPerMonth = DefaultMaxDeviceDeletesPerMonth
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -81,7 +125,18 @@ func New(cfg Config) *Host {
 	for _, c := range cfg.Denied {
 		denied[strings.ToLower(c)] = true
 	}
-	return &Host{cfg: cfg, log: log.With("component", "sim-exchange"), denied: denied, sessions: map[string]int{}}
+	return &Host{cfg: cfg, log: log.With("component", "sim-exchange"), denied: denied, sessions: map[string]int{},
+		deletes: map[string][]time.Time{}}
+}
+
+// Counters returns what the host did so far.
+func (h *Host) Counters() Counters {
+	c := Counters{Starts: h.starts.Load(), Sessions: h.opened.Load(), Scripts: map[string]int64{}, Busy: time.Duration(h.busy.Load())}
+	h.perRun.Range(func(k, v any) bool {
+		c.Scripts[k.(string)] = v.(*atomic.Int64).Load()
+		return true
+	})
+	return c
 }
 
 // Scripts returns every script text the host received, in order (the
@@ -123,6 +178,14 @@ type payload struct {
 	Since    *string  `json:"since"`
 	Stats    bool     `json:"stats"`
 	Edits    []edit   `json:"edits"`
+	// The admin scripts' data.
+	Mailbox        string `json:"mailbox"`
+	DeviceID       string `json:"device_id"`
+	AccountOnly    bool   `json:"account_only"`
+	Level          string `json:"level"`
+	Op             string `json:"op"`
+	Characteristic string `json:"characteristic"`
+	Query          string `json:"query"`
 }
 
 // edit is one Set-CASMailbox of the apply script.
@@ -139,11 +202,13 @@ type edit struct {
 type run struct {
 	ctx     context.Context
 	host    string // computer name
+	user    string // the WinRM user
 	script  string
 	cmds    []cmdToken
 	payload payload
 	stdout  io.Writer
 	errs    *clixml
+	meter   *meter
 }
 
 var markerRE = regexp.MustCompile(`(?m)^#\s*easgate-script:\s*([A-Za-z0-9-]+/[0-9]+)\s*$`)
@@ -153,6 +218,10 @@ func (h *Host) Run(ctx context.Context, p *winrm.Process) int {
 	h.starts.Add(1)
 	errs := &clixml{w: p.Stderr}
 	defer errs.end()
+	m := &meter{cost: h.cfg.Cost, slept: &h.busy}
+	if h.cfg.Cost != nil && !m.charge(ctx, h.cfg.Cost.ProcessStart, 1) {
+		return 1
+	}
 	inv, err := parseArgs(p.Args[1:])
 	if err == nil && inv.encoded == "" {
 		// -Command, -File or an interactive shell: not something this
@@ -186,7 +255,7 @@ func (h *Host) Run(ctx context.Context, p *winrm.Process) int {
 			return 1 // terminated while waiting for stdin
 		}
 	}
-	r := &run{ctx: ctx, host: p.Host, script: script, stdout: p.Stdout, errs: errs}
+	r := &run{ctx: ctx, host: p.Host, user: p.User, script: script, stdout: p.Stdout, errs: errs, meter: m}
 	cmds, functions := scan(script)
 	r.cmds = cmds
 	if len(stdin) > 0 || readsStdin(script) {
@@ -198,7 +267,9 @@ func (h *Host) Run(ctx context.Context, p *winrm.Process) int {
 	}
 	exchange, release, perr := h.openSession(r)
 	if perr != nil {
-		errs.errorRecord(perr)
+		if perr != errTerminated {
+			errs.errorRecord(perr)
+		}
 		return 1
 	}
 	defer release()
@@ -206,24 +277,41 @@ func (h *Host) Run(ctx context.Context, p *winrm.Process) int {
 		errs.errorRecord(perr)
 		return 1
 	}
-	m := markerRE.FindStringSubmatch(script)
-	if m == nil {
+	marker := markerRE.FindStringSubmatch(script)
+	if marker == nil {
 		errs.errorRecord(&psError{message: "The simulated Exchange host runs only easgate scripts, which carry an '# easgate-script: NAME/VERSION' line.",
 			category: "NotImplemented: (:) [], NotSupportedException", errorID: "NotSupported"})
 		return 1
 	}
-	h.log.Debug("script started", "script", m[1], "user", p.User)
+	name := marker[1]
+	h.log.Debug("script started", "script", name, "user", p.User)
 	var perrRun *psError
-	switch m[1] {
+	switch name {
 	case "inventory/1":
 		perrRun = h.inventory(r)
 	case "apply/1":
 		perrRun = h.apply(r)
 	case "probe/1":
 		perrRun = h.probe(r, exchange)
+	case "remove/1":
+		perrRun = h.remove(r)
+	case "wipe/1":
+		perrRun = h.wipe(r)
+	case "stats/1":
+		perrRun = h.stats(r)
+	case "orgdefault/1":
+		perrRun = h.orgDefault(r)
+	case "rule/1":
+		perrRun = h.rule(r)
+	case "servers/1":
+		perrRun = h.servers(r)
 	default:
-		perrRun = &psError{message: fmt.Sprintf("The simulated Exchange host does not know the script %q.", m[1]),
+		perrRun = &psError{message: fmt.Sprintf("The simulated Exchange host does not know the script %q.", name),
 			category: "NotImplemented: (:) [], NotSupportedException", errorID: "NotSupported"}
+	}
+	if perrRun == nil {
+		n, _ := h.perRun.LoadOrStore(name, new(atomic.Int64))
+		n.(*atomic.Int64).Add(1)
 	}
 	if perrRun != nil {
 		if perrRun != errTerminated {
@@ -272,6 +360,10 @@ func (h *Host) openSession(r *run) (map[string]bool, func(), *psError) {
 	none := func() {}
 	if r.payload.Session != "remote" {
 		if callHas(r.script, r.cmds, "Add-PSSnapin", "Microsoft.Exchange.Management.PowerShell.SnapIn") {
+			h.opened.Add(1)
+			if h.cfg.Cost != nil && !r.meter.charge(r.ctx, h.cfg.Cost.Snapin, 1) {
+				return nil, none, errTerminated
+			}
 			for k := range exchangeCmdlets {
 				if !h.denied[k] {
 					have[k] = true
@@ -307,6 +399,7 @@ func (h *Host) openSession(r *run) (map[string]bool, func(), *psError) {
 	}
 	h.sessions[user]++
 	h.mu.Unlock()
+	h.opened.Add(1)
 	release := func() {
 		h.mu.Lock()
 		h.sessions[user]--
@@ -317,6 +410,10 @@ func (h *Host) openSession(r *run) (map[string]bool, func(), *psError) {
 		if _, ok := exchangeCmdlets[k]; ok && !h.denied[k] {
 			have[k] = true
 		}
+	}
+	if h.cfg.Cost != nil && !r.meter.charge(r.ctx, h.cfg.Cost.RemoteSession, 1) {
+		release()
+		return nil, none, errTerminated
 	}
 	return have, release, nil
 }

@@ -59,8 +59,8 @@ func TestPowerShellCommandLine(t *testing.T) {
 			stderr: "Get-Frobnicator : The term 'Get-Frobnicator' is not recognized as the name of a cmdlet, function, script file, or ope", code: 1},
 		{name: "Exchange cmdlet without a session", args: []string{"-EncodedCommand", encodeScript("# easgate-script: probe/1\nGet-MobileDevice\n")},
 			stderr: "The term 'Get-MobileDevice' is not recognized", code: 1},
-		{name: "unknown script", args: []string{"-EncodedCommand", encodeScript("# easgate-script: wipe/1\n")},
-			stderr: `does not know the script "wipe/1"`, code: 1},
+		{name: "unknown script", args: []string{"-EncodedCommand", encodeScript("# easgate-script: frob/1\n")},
+			stderr: `does not know the script "frob/1"`, code: 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -229,4 +229,40 @@ func FuzzRun(f *testing.F) {
 		h.Run(context.Background(), &winrm.Process{Host: "EX01", Args: []string{"powershell.exe", "-EncodedCommand", encoded},
 			Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &errOut})
 	})
+}
+
+func TestCostModelTakesRealTime(t *testing.T) {
+	o := org.Generate(org.Options{Users: 40, Seed: 2, Now: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)})
+	devices := o.Count().Partnerships
+	cost := &Cost{ProcessStart: 30 * time.Millisecond, Snapin: 20 * time.Millisecond, PerDevice: time.Millisecond, PerStatistic: time.Millisecond, Scale: 2}
+	h := New(Config{Org: o, Cost: cost})
+	start := time.Now()
+	stdout, stderr, code := runPS(t, h, `{"session":"snapin","stats":true}`, "-EncodedCommand",
+		encodeScript(snapinScript+"Get-MobileDevice -ResultSize Unlimited|ForEach-Object{$_}\n"))
+	took := time.Since(start)
+	if code != 0 || !strings.Contains(stdout, `{"t":"end"`) {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	want := 2 * (50*time.Millisecond + time.Duration(2*devices)*time.Millisecond) // scaled: start, snap-in, a device line and a stat each
+	if took < want || h.Counters().Busy < want-10*time.Millisecond {
+		t.Errorf("took %v, slept %v; want at least %v", took, h.Counters().Busy, want)
+	}
+	c := h.Counters()
+	if c.Starts != 1 || c.Sessions != 1 || c.Scripts["inventory/1"] != 1 {
+		t.Errorf("counters %+v", c)
+	}
+}
+
+func TestCostModelStopsWhenTerminated(t *testing.T) {
+	o := org.Generate(org.Options{Users: 40, Seed: 2, Now: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)})
+	h := New(Config{Org: o, Cost: &Cost{PerDevice: time.Second, Scale: 1}})
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	var out, errOut bytes.Buffer
+	start := time.Now()
+	code := h.Run(ctx, &winrm.Process{Host: "EX01", Args: []string{"powershell.exe", "-EncodedCommand", encodeScript(snapinScript + "Get-MobileDevice -ResultSize Unlimited\n")},
+		Stdin: strings.NewReader(`{"session":"snapin"}`), Stdout: &out, Stderr: &errOut})
+	if code == 0 || time.Since(start) > 2*time.Second {
+		t.Errorf("exit %d after %v: want a terminated process, at once", code, time.Since(start))
+	}
 }

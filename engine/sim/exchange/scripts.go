@@ -173,7 +173,9 @@ func (h *Host) mailboxIdentity(u *org.User) string {
 
 // inventory performs inventory/1: organisation settings, device access
 // rules, every device (or those first synced in the day before since),
-// the CAS mailboxes holding them, and their last successful sync.
+// the CAS mailboxes holding them, and their last successful sync. It
+// reads the organisation under its lock, then streams the lines as the
+// cmdlets would produce them, charging the cost model as it goes.
 func (h *Host) inventory(r *run) *psError {
 	o := h.cfg.Org
 	var since time.Time
@@ -188,20 +190,21 @@ func (h *Host) inventory(r *run) *psError {
 		since = t.Add(-24 * time.Hour)
 	}
 	quick := !since.IsZero()
-	var out lines
-	out.add(beginLine{T: "begin", Script: "inventory/1"})
+	var head lines
+	head.add(beginLine{T: "begin", Script: "inventory/1"})
 
 	o.Mu.RLock()
-	out.add(orgLine{T: "org", AdminMailRecipients: nonNil(slices.Clone(o.AdminMailRecipients)),
+	head.add(orgLine{T: "org", AdminMailRecipients: nonNil(slices.Clone(o.AdminMailRecipients)),
 		DefaultAccessLevel: o.DefaultAccessLevel, UserMailInsert: o.UserMailInsert})
 	for _, rule := range o.Rules {
-		out.add(ruleLine{T: "rule", Name: rule.Name(), Characteristic: rule.Characteristic, QueryString: rule.QueryString, AccessLevel: rule.AccessLevel})
+		head.add(ruleLine{T: "rule", Name: rule.Name(), Characteristic: rule.Characteristic, QueryString: rule.QueryString, AccessLevel: rule.AccessLevel})
 	}
 	limit := -1
 	if !everyCallHas(r.script, r.cmds, "Get-MobileDevice", "-ResultSize Unlimited") {
 		limit = defaultResultSize
 	}
 	var (
+		devices    []deviceLine
 		need       []*org.User // mailboxes holding the devices, in order
 		needed     = map[*org.User]bool{}
 		identities []string
@@ -221,7 +224,7 @@ func (h *Host) inventory(r *run) *psError {
 			id := o.Identity(u, p)
 			identities = append(identities, id)
 			lastSync = append(lastSync, p.LastSync)
-			out.add(deviceLine{T: "device", MailboxDN: h.mailboxDN(u), Identity: id, DeviceID: p.DeviceID,
+			devices = append(devices, deviceLine{T: "device", MailboxDN: h.mailboxDN(u), Identity: id, DeviceID: p.DeviceID,
 				DeviceType: p.DeviceType, DeviceModel: p.DeviceModel, DeviceOS: p.DeviceOS, DeviceUserAgent: p.UserAgent,
 				ClientType: p.ClientType, DeviceAccessState: state, DeviceAccessStateReason: reason,
 				FirstSyncTime: isoTime(p.FirstSync), WhenChangedUTC: isoTime(p.WhenChanged)})
@@ -242,7 +245,7 @@ func (h *Host) inventory(r *run) *psError {
 			UserPrincipalName: u.UPN, EmailAddresses: nonNil(addrs),
 			ActiveSyncAllowedDeviceIDs: nonNil(slices.Clone(u.Allowed)), ActiveSyncBlockedDeviceIDs: nonNil(slices.Clone(u.Blocked))}
 	}
-	mailboxes := 0
+	var mailboxes []mailboxLine
 	done := map[*org.User]bool{}
 	if !quick {
 		// Get-CASMailbox -Filter "HasActiveSyncDevicePartnership -eq $true
@@ -257,30 +260,62 @@ func (h *Host) inventory(r *run) *psError {
 				break
 			}
 			n++
-			out.add(mailbox(u))
+			mailboxes = append(mailboxes, mailbox(u))
 			done[u] = true
-			mailboxes++
 		}
 	}
 	for _, u := range need { // Get-CASMailbox -Identity <DN> for the rest
 		if !done[u] {
-			out.add(mailbox(u))
-			mailboxes++
+			mailboxes = append(mailboxes, mailbox(u))
 		}
 	}
 	o.Mu.RUnlock()
 
-	if r.payload.Stats && len(identities) > 0 {
-		for i, id := range identities {
-			out.add(statLine{T: "stat", Identity: id, LastSuccessSync: isoTime(lastSync[i])})
+	cost := h.cfg.Cost
+	if cost == nil {
+		cost = &Cost{}
+	}
+	out := &head
+	emit := func(v any, d time.Duration) *psError {
+		if !r.meter.charge(r.ctx, d, 1) {
+			return errTerminated
+		}
+		out.add(v)
+		if out.Len() >= flushAt {
+			return r.flush(out)
+		}
+		return nil
+	}
+	for i := range devices {
+		if err := emit(&devices[i], cost.PerDevice); err != nil {
+			return err
 		}
 	}
-	out.add(inventoryEnd{T: "end", Devices: len(identities), Mailboxes: mailboxes})
+	for i := range mailboxes {
+		if err := emit(&mailboxes[i], cost.PerMailbox+cost.PerUPNLookup); err != nil {
+			return err
+		}
+	}
+	if r.payload.Stats && len(identities) > 0 {
+		for i, id := range identities {
+			if err := emit(statLine{T: "stat", Identity: id, LastSuccessSync: isoTime(lastSync[i])}, cost.PerStatistic); err != nil {
+				return err
+			}
+		}
+	}
+	if !r.meter.settle(r.ctx) {
+		return errTerminated
+	}
+	out.add(inventoryEnd{T: "end", Devices: len(identities), Mailboxes: len(mailboxes)})
 	if truncated {
 		r.errs.warning(warnResultSize)
 	}
-	return r.flush(&out)
+	return r.flush(out)
 }
+
+// flushAt is how much output a script collects before writing it out, as
+// PowerShell's console host buffers the lines it writes.
+const flushAt = 32 << 10
 
 // apply performs apply/1: one Set-CASMailbox per edit, each reporting its
 // own result, so one failing mailbox never hides the others.
@@ -294,6 +329,12 @@ func (h *Host) apply(r *run) *psError {
 	for _, e := range r.payload.Edits {
 		if r.ctx.Err() != nil {
 			return errTerminated
+		}
+		if c := h.cfg.Cost; c != nil {
+			ids := len(e.AllowAdd) + len(e.AllowRemove) + len(e.BlockAdd) + len(e.BlockRemove)
+			if !r.meter.charge(r.ctx, c.PerEdit, 1) || !r.meter.charge(r.ctx, c.PerChange, ids) || !r.meter.settle(r.ctx) {
+				return errTerminated
+			}
 		}
 		res := resultLine{T: "result", ID: e.ID, OK: true}
 		o.Mu.Lock()

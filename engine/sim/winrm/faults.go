@@ -37,6 +37,7 @@ const (
 	codeInvalidXML        = 2150858778 // ERROR_WSMAN_INVALID_XML
 	codeEnvelopeTooLarge  = 2150858817 // ERROR_WSMAN_ENVELOPE_TOO_LARGE
 	codeInvalidHeader     = 2150858770 // ERROR_WSMAN_INVALID_HEADER
+	codeInternalError     = 1359       // ERROR_INTERNAL_ERROR, the Win32 code a failing provider reports
 )
 
 func faultTimedOut() *fault {

@@ -2,11 +2,12 @@ package winrm
 
 import (
 	"context"
-	"crypto/subtle"
+	"crypto/tls"
 	"encoding/base64"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -30,8 +31,18 @@ type Config struct {
 	// Default "EX01".
 	Hostname string
 	// Users maps user names (as the client sends them, e.g.
-	// CONTOSO\svc-easgate) to passwords for Basic authentication.
+	// CONTOSO\svc-easgate) to passwords, for Basic and NTLM
+	// authentication. NTLM finds DOMAIN\user or the bare user name, in any
+	// case.
 	Users map[string]string
+	// Domain is the NetBIOS domain name the NTLM challenge carries.
+	// Default "CONTOSO".
+	Domain string
+	// DisableBasic refuses Basic authentication, as Windows' WinRM service
+	// does by default (winrm/config/service/auth Basic=false).
+	DisableBasic bool
+	// DisableNegotiate refuses Negotiate (NTLM) authentication.
+	DisableNegotiate bool
 	// MaxShellsPerUser is the per-user shell quota. Default 30.
 	MaxShellsPerUser int
 	// MaxRequestSize is the largest request envelope accepted, in bytes.
@@ -54,7 +65,10 @@ type Config struct {
 // Stats are the server's counters since it started.
 type Stats struct {
 	Requests        int64 // authenticated requests
-	Unauthorized    int64 // requests answered 401
+	Unauthorized    int64 // requests refused with 401 (not counting NTLM challenges)
+	NTLMChallenges  int64 // NTLM challenges sent (401 with a CHALLENGE_MESSAGE)
+	NTLMLogons      int64 // NTLM handshakes that authenticated a connection
+	Injected        int64 // requests an injected Fault hit
 	ShellsOpen      int64 // shells open now
 	ShellsCreated   int64
 	Commands        int64
@@ -79,10 +93,21 @@ type Server struct {
 	shells   map[string]*shell
 	perUser  map[string]int
 	programs map[string]Program
+	// What Start set up.
+	addr, url string
+	tlsConfig *tls.Config
+	httpSrv   *http.Server
+	listener  net.Listener
+
+	authMu sync.Mutex
+	conns  map[string]*connAuth // by the client's address: one TCP connection
+
+	faultMu sync.Mutex
+	faults  map[Op]*injection
 
 	requests, unauthorized, shellsOpen, shellsCreated, commands atomic.Int64
-	receives, timedOut, faults, bytesIn, bytesOut, largest      atomic.Int64
-	oversize                                                    atomic.Int64
+	receives, timedOut, faultCount, bytesIn, bytesOut, largest  atomic.Int64
+	oversize, ntlmChallenges, ntlmLogons, injected              atomic.Int64
 }
 
 // New returns a server with no programs registered; cmd.exe's built-ins
@@ -106,6 +131,9 @@ func New(cfg Config) *Server {
 	if cfg.IdleTimeout <= 0 {
 		cfg.IdleTimeout = DefaultIdleTimeout
 	}
+	if cfg.Domain == "" {
+		cfg.Domain = "CONTOSO"
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -114,6 +142,7 @@ func New(cfg Config) *Server {
 	return &Server{
 		cfg: cfg, log: log.With("component", "sim-winrm"), ctx: ctx, cancel: cancel,
 		shells: map[string]*shell{}, perUser: map[string]int{}, programs: map[string]Program{},
+		conns: map[string]*connAuth{}, faults: map[Op]*injection{},
 	}
 }
 
@@ -140,13 +169,14 @@ func (s *Server) Stats() Stats {
 	return Stats{
 		Requests: s.requests.Load(), Unauthorized: s.unauthorized.Load(), ShellsOpen: s.shellsOpen.Load(),
 		ShellsCreated: s.shellsCreated.Load(), Commands: s.commands.Load(), Receives: s.receives.Load(),
-		TimedOut: s.timedOut.Load(), Faults: s.faults.Load(), BytesIn: s.bytesIn.Load(),
+		TimedOut: s.timedOut.Load(), Faults: s.faultCount.Load(), BytesIn: s.bytesIn.Load(),
 		BytesOut: s.bytesOut.Load(), LargestResponse: s.largest.Load(), Oversize: s.oversize.Load(),
+		NTLMChallenges: s.ntlmChallenges.Load(), NTLMLogons: s.ntlmLogons.Load(), Injected: s.injected.Load(),
 	}
 }
 
-// Close terminates every command, forgets every shell and waits for the
-// programs to return.
+// Close stops serving (if Start started it), terminates every command,
+// forgets every shell and waits for the programs to return.
 func (s *Server) Close() {
 	s.cancel()
 	s.mu.Lock()
@@ -158,6 +188,7 @@ func (s *Server) Close() {
 		s.terminateShell(sh)
 	}
 	s.shellsOpen.Store(0)
+	s.shutdown()
 	s.wg.Wait()
 }
 
@@ -172,16 +203,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusMethodNotAllowed)
 		return
 	}
-	user, ok := s.authenticate(r)
-	if !ok {
-		s.unauthorized.Add(1)
-		w.Header().Add("WWW-Authenticate", "Negotiate")
-		w.Header().Add("WWW-Authenticate", `Basic realm="WSMAN"`)
-		// Windows answers 401 with an empty body and no Content-Type.
-		w.Header().Set("Content-Length", "0")
-		w.WriteHeader(http.StatusUnauthorized)
+	auth := s.authenticate(r)
+	if !auth.ok {
+		s.refuse(w, r, auth.negotiate)
 		return
 	}
+	user := auth.user
 	s.requests.Add(1)
 	if ct := r.Header.Get("Content-Type"); !strings.Contains(strings.ToLower(ct), "application/soap+xml") {
 		s.writeFault(w, "", faultInvalidHeader("Content-Type"))
@@ -212,6 +239,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		s.writeFault(w, id, faultInvalidHeader("MaxEnvelopeSize"))
 		return
+	}
+	if inj := s.faultFor(opOf(req.Header.Action)); inj != nil {
+		sleep(r.Context(), inj.Latency)
+		if inj.Reset && opOf(req.Header.Action) == OpReceive {
+			// The receive takes the output first; it dies with the connection.
+			_, _ = s.receive(r.Context(), user, req, maxEnv)
+		}
+		if s.applyFault(w, r, id, inj) {
+			return
+		}
 	}
 	var (
 		action, answer string
@@ -246,21 +283,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.write(w, http.StatusOK, envelope(action, id, answer), maxEnv)
 }
 
-// authenticate checks Basic credentials in constant time.
-func (s *Server) authenticate(r *http.Request) (string, bool) {
-	user, pass, ok := r.BasicAuth()
-	if !ok {
-		return "", false
-	}
-	want, known := s.cfg.Users[user]
-	if !known {
-		// Compare anyway so unknown users take as long as wrong passwords.
-		subtle.ConstantTimeCompare([]byte(pass), []byte(pass+"x"))
-		return "", false
-	}
-	return user, subtle.ConstantTimeCompare([]byte(pass), []byte(want)) == 1
-}
-
 func (s *Server) write(w http.ResponseWriter, status int, body string, maxEnv int) {
 	n := int64(len(body))
 	s.bytesOut.Add(n)
@@ -280,7 +302,7 @@ func (s *Server) write(w http.ResponseWriter, status int, body string, maxEnv in
 }
 
 func (s *Server) writeFault(w http.ResponseWriter, relatesTo string, f *fault) {
-	s.faults.Add(1)
+	s.faultCount.Add(1)
 	s.write(w, f.status, envelope(actionFault, relatesTo, f.body(s.cfg.Hostname)), 0)
 }
 
@@ -530,4 +552,23 @@ func (s *Server) terminateShell(sh *shell) {
 	for _, c := range cmds {
 		c.terminate()
 	}
+}
+
+// opOf names the operation of an action URI.
+func opOf(action string) Op {
+	switch strings.TrimSpace(action) {
+	case actionCreate:
+		return OpCreate
+	case actionCommand:
+		return OpCommand
+	case actionSend:
+		return OpSend
+	case actionReceive:
+		return OpReceive
+	case actionSignal:
+		return OpSignal
+	case actionDelete:
+		return OpDelete
+	}
+	return Op(action)
 }

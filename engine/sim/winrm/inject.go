@@ -1,0 +1,126 @@
+package winrm
+
+import (
+	"context"
+	"net/http"
+	"time"
+)
+
+// Op names a WS-Management operation of the remote shell, for fault
+// injection.
+type Op string
+
+// The operations a Fault can target; OpAny targets all of them.
+const (
+	OpCreate  Op = "Create"
+	OpCommand Op = "Command"
+	OpSend    Op = "Send"
+	OpReceive Op = "Receive"
+	OpSignal  Op = "Signal"
+	OpDelete  Op = "Delete"
+	OpAny     Op = "*"
+)
+
+// Fault is a failure the server injects into requests of one operation,
+// after authenticating and reading them. The kinds combine in this order:
+// Latency first; then Unauthorized, Status or Reset.
+type Fault struct {
+	// Latency delays the answer, as a busy server or a slow link would.
+	Latency time.Duration
+	// Unauthorized answers 401, as for a wrong password or an expired
+	// account.
+	Unauthorized bool
+	// Status answers with this HTTP status and a WS-Management
+	// InternalError fault (500 is what Windows sends for a failing
+	// provider).
+	Status int
+	// Reset drops the connection without an answer. A Receive does its
+	// work first: the output it took from the command is lost with the
+	// connection, as when a connection breaks mid-Receive.
+	Reset bool
+	// After lets this many matching requests through before the fault
+	// starts; Times is how many it hits then (0: every one until cleared).
+	After, Times int
+}
+
+// injection is a Fault and how often it has matched.
+type injection struct {
+	Fault
+	seen, hit int
+}
+
+// SetFault injects f into every later request of op (replacing a fault set
+// for op before). A zero Fault clears it.
+func (s *Server) SetFault(op Op, f Fault) {
+	s.faultMu.Lock()
+	defer s.faultMu.Unlock()
+	if f == (Fault{}) {
+		delete(s.faults, op)
+		return
+	}
+	s.faults[op] = &injection{Fault: f}
+}
+
+// ClearFaults removes every injected fault.
+func (s *Server) ClearFaults() {
+	s.faultMu.Lock()
+	defer s.faultMu.Unlock()
+	s.faults = map[Op]*injection{}
+}
+
+// faultFor returns the fault that hits this request of op, if any.
+func (s *Server) faultFor(op Op) *Fault {
+	s.faultMu.Lock()
+	defer s.faultMu.Unlock()
+	for _, key := range []Op{op, OpAny} {
+		in := s.faults[key]
+		if in == nil {
+			continue
+		}
+		in.seen++
+		if in.seen <= in.After || (in.Times > 0 && in.hit >= in.Times) {
+			continue
+		}
+		in.hit++
+		s.injected.Add(1)
+		f := in.Fault
+		return &f
+	}
+	return nil
+}
+
+// sleep waits d, or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+// faultInternal is the fault a failing WS-Management provider answers with.
+func faultInternal(status int) *fault {
+	return &fault{status: status, code: "s:Receiver", subcode: "w:InternalError", wsman: codeInternalError,
+		message: "The WS-Management service cannot process the request. The service encountered an internal error. "}
+}
+
+// applyFault performs the part of f that ends the request; it reports
+// whether it answered (or dropped) the request.
+func (s *Server) applyFault(w http.ResponseWriter, r *http.Request, relatesTo string, f *Fault) bool {
+	switch {
+	case f.Unauthorized:
+		s.refuse(w, r, "")
+		return true
+	case f.Status != 0:
+		s.writeFault(w, relatesTo, faultInternal(f.Status))
+		return true
+	case f.Reset:
+		dropConnection(w)
+		return true
+	}
+	return false
+}
