@@ -182,7 +182,7 @@ them, before any merge or decision. Problems reading the inventory are printed o
 and make the exit code 1 (an incomplete inventory never blocks anything).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(output, outJSON, outText); err != nil {
+			if err := checkOutput(output, outJSON, outCSV, outText); err != nil {
 				return err
 			}
 			return withExchange(cmd, g, func(ctx context.Context, ex *exchange.Client) error {
@@ -192,9 +192,12 @@ and make the exit code 1 (an incomplete inventory never blocks anything).`,
 				}
 				w := cmd.OutOrStdout()
 				devices := exchange.RawDevices(inv)
-				if output == outJSON {
+				switch output {
+				case outJSON:
 					err = writeJSON(w, devices)
-				} else {
+				case outCSV:
+					err = writeCSVOf(w, devices)
+				default:
 					t := newTable(w, "MAILBOX", "DEVICE ID", "TYPE", "MODEL", "CLIENT", "STATE", "REASON", "LAST SYNC")
 					for _, d := range devices {
 						last := "-"
@@ -221,7 +224,7 @@ and make the exit code 1 (an incomplete inventory never blocks anything).`,
 			})
 		},
 	}
-	cmd.Flags().StringVarP(&output, "output", "o", outText, "output format: json or text")
+	cmd.Flags().StringVarP(&output, "output", "o", outText, "output format: json, csv or text")
 	return cmd
 }
 

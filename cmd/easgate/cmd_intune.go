@@ -232,7 +232,7 @@ synced or enrolled within that long, as a quick sync does. An inventory that cou
 read whole is printed and the command exits 1, naming what is missing on stderr.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(output, outJSON, outText); err != nil {
+			if err := checkOutput(output, outJSON, outCSV, outText); err != nil {
 				return err
 			}
 			if since < 0 {
@@ -263,16 +263,19 @@ read whole is printed and the command exits 1, naming what is missing on stderr.
 			return nil
 		},
 	}
-	cmd.Flags().StringVarP(&output, "output", "o", outJSON, "output format: json or text")
+	cmd.Flags().StringVarP(&output, "output", "o", outJSON, "output format: json, csv or text")
 	cmd.Flags().DurationVar(&since, "since", 0, "only devices that synced or enrolled within this long (a quick sync's read)")
 	return cmd
 }
 
 func printIntuneDevices(w io.Writer, output string, devices []engine.MDMDevice) error {
-	if output == outJSON {
+	if output == outJSON || output == outCSV {
 		out := make([]intuneDevice, len(devices))
 		for i := range devices {
 			out[i] = intuneDeviceOf(&devices[i])
+		}
+		if output == outCSV {
+			return writeCSVOf(w, out)
 		}
 		return writeJSON(w, out)
 	}

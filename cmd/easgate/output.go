@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"golang.org/x/term"
 
@@ -88,4 +90,58 @@ func (c *csvWriter) row(cells ...string) {
 func (c *csvWriter) flush() error {
 	c.w.Flush()
 	return c.w.Error()
+}
+
+// writeCSVOf writes rows of a JSON-tagged struct type as CSV, one column per
+// JSON field in declaration order, so the CSV and JSON outputs of a command
+// name the same fields. Nulls become empty cells; times are RFC 3339.
+func writeCSVOf[T any](w io.Writer, rows []T) error {
+	typ := reflect.TypeFor[T]()
+	var header []string
+	var fields []int
+	for i := range typ.NumField() {
+		f := typ.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if !f.IsExported() || name == "-" || name == "" {
+			continue
+		}
+		header = append(header, name)
+		fields = append(fields, i)
+	}
+	c := newCSV(w, header...)
+	for _, r := range rows {
+		v := reflect.ValueOf(r)
+		cells := make([]string, len(fields))
+		for j, i := range fields {
+			cells[j] = csvCell(v.Field(i))
+		}
+		c.row(cells...)
+	}
+	return c.flush()
+}
+
+func csvCell(v reflect.Value) string {
+	if v.Kind() == reflect.Pointer {
+		if v.IsNil() {
+			return ""
+		}
+		v = v.Elem()
+	}
+	switch x := v.Interface().(type) {
+	case time.Time:
+		return rfc(x)
+	case fmt.Stringer:
+		return x.String()
+	}
+	switch v.Kind() {
+	case reflect.String:
+		return v.String()
+	case reflect.Slice:
+		parts := make([]string, v.Len())
+		for i := range parts {
+			parts[i] = csvCell(v.Index(i))
+		}
+		return strings.Join(parts, ";")
+	}
+	return fmt.Sprint(v.Interface())
 }
