@@ -76,7 +76,7 @@ func TestEveryMethodCrossesTheSocket(t *testing.T) {
 		method  string
 		wantArg any // what the engine should receive
 	}{
-		{"status", func() (any, error) { s, err := c.Status(ctx); return s.HeldPlan.Changes[0].DeviceID, err }, "ABC123", "Status", nil},
+		{"status", func() (any, error) { s, err := c.Status(ctx); return s.HeldPlan.NewBlocks, err }, 1, "Status", nil},
 		{"devices", func() (any, error) { return c.Devices(ctx, engine.DeviceQuery{Filter: engine.FilterBlocked}) },
 			[]engine.DeviceRecord{fakeRecord}, "Devices", engine.DeviceQuery{Filter: engine.FilterBlocked}},
 		{"device", func() (any, error) { d, err := c.Device(ctx, key); return d.Record.Decision, err }, fakeRecord.Decision, "Device", key},

@@ -44,7 +44,7 @@ var (
 )
 
 func (f *fakeAPI) Status(ctx context.Context) (engine.Status, error) {
-	return engine.Status{Counts: engine.Counts{EASDevices: 3}, LastRun: &fakeRun, HeldPlan: fakePlan, Policy: "unmanaged: block",
+	return engine.Status{Counts: engine.Counts{EASDevices: 3}, LastRun: &fakeRun, HeldPlan: fakePlan.Summary(), Policy: "unmanaged: block",
 		Exchange: []engine.Health{{Name: "ex01", OK: true, LastCall: t0}}}, f.got("Status", nil)
 }
 

@@ -237,17 +237,19 @@ type Health struct {
 
 // Status is the engine's overview.
 type Status struct {
-	Counts    Counts    `json:"counts"`
-	LastRun   *Run      `json:"last_run,omitempty"`
-	Running   *Progress `json:"running,omitempty"`
-	Exchange  []Health  `json:"exchange"`
-	Intune    Health    `json:"intune"`
-	Policy    string    `json:"policy"` // the policy in one line
-	HeldPlan  *Plan     `json:"held_plan,omitempty"`
-	NextFull  time.Time `json:"next_full"`
-	NextQuick time.Time `json:"next_quick"`
-	Warnings  []string  `json:"warnings,omitempty"`
-	ReadOnly  bool      `json:"read_only"`
+	Counts   Counts    `json:"counts"`
+	LastRun  *Run      `json:"last_run,omitempty"`
+	Running  *Progress `json:"running,omitempty"`
+	Exchange []Health  `json:"exchange"`
+	Intune   Health    `json:"intune"`
+	Policy   string    `json:"policy"` // the policy in one line
+	// HeldPlan summarises the plan the brake holds; RunDetail of its ID
+	// returns it whole.
+	HeldPlan  *PlanSummary `json:"held_plan,omitempty"`
+	NextFull  time.Time    `json:"next_full"`
+	NextQuick time.Time    `json:"next_quick"`
+	Warnings  []string     `json:"warnings,omitempty"`
+	ReadOnly  bool         `json:"read_only"`
 	// Pending is how many unmerged in-scope devices still await a
 	// notification (never sent, or due for a resend).
 	Pending int `json:"notifications_pending"`

@@ -308,7 +308,7 @@ func (e *Engine) Status(ctx context.Context) (Status, error) {
 	s := Status{
 		Counts:    CountRecords(st.Records, len(st.MDM)),
 		Policy:    e.opt.Policy.Summary(),
-		HeldPlan:  st.HeldPlan,
+		HeldPlan:  summary(st.HeldPlan),
 		NextFull:  e.nextFull,
 		NextQuick: e.nextQ,
 		ReadOnly:  e.opt.ReadOnly,
@@ -520,4 +520,11 @@ func sortedKeys[K cmp.Ordered, V any](m map[K]V) []K {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+func summary(p *Plan) *PlanSummary {
+	if p == nil {
+		return nil
+	}
+	return p.Summary()
 }

@@ -155,3 +155,23 @@ func (p *Plan) NewBlocks() int {
 	}
 	return len(seen)
 }
+
+// PlanSummary is a plan without its changes: what the overview, the
+// monitoring check and the metrics need, cheap to send on every status read.
+type PlanSummary struct {
+	ID            string    `json:"id"`
+	Serial        uint64    `json:"serial"`
+	Kind          RunKind   `json:"kind"`
+	Computed      time.Time `json:"computed"`
+	Brake         *Brake    `json:"brake,omitempty"`
+	Changes       int       `json:"changes"`
+	NewBlocks     int       `json:"new_blocks"`
+	Notifications int       `json:"notifications"`
+	Counts        Counts    `json:"counts"`
+}
+
+// Summary summarises the plan.
+func (p *Plan) Summary() *PlanSummary {
+	return &PlanSummary{ID: p.ID, Serial: p.Serial, Kind: p.Kind, Computed: p.Computed, Brake: p.Brake,
+		Changes: len(p.Changes), NewBlocks: p.NewBlocks(), Notifications: len(p.Notifications), Counts: p.Counts}
+}

@@ -125,7 +125,7 @@ func TestMetricsFollowRunsStatusAndCalls(t *testing.T) {
 		history: []engine.Run{earlier},
 		status: engine.Status{
 			Counts:   engine.Counts{EASDevices: 10, MDMDevices: 7, Merged: 6, Unmerged: 4, Allowed: 5, Blocked: 3, Quarantined: 1, Exempt: 1},
-			HeldPlan: &engine.Plan{ID: "p", Brake: &engine.Brake{NewBlocks: 60, Limit: 50}},
+			HeldPlan: &engine.PlanSummary{ID: "p", Brake: &engine.Brake{NewBlocks: 60, Limit: 50}},
 			Running:  &engine.Progress{Phase: engine.PhaseApply},
 			Exchange: []engine.Health{{Name: "ex01", OK: false, LastCall: t0}, {Name: "ex02", OK: true, LastCall: t0}, {Name: "ex03"}},
 			Intune:   engine.Health{Name: "Microsoft Graph", OK: true, LastCall: t0},

@@ -3,7 +3,7 @@ package tui
 import (
 	"context"
 	"fmt"
-	"strings"
+	"slices"
 	"time"
 
 	tea "charm.land/bubbletea/v2"
@@ -15,52 +15,68 @@ import (
 // shows as an error instead of a view that never refreshes again.
 const readTimeout = 30 * time.Second
 
-// runsLimit is how many runs the Sync runs view reads.
-const runsLimit = 500
+// actionTimeout bounds one admin action (a wipe, a resend): they reach
+// Exchange or a mail server, which may be slow but not forever.
+const actionTimeout = 5 * time.Minute
+
+// Limits of what the console reads at once.
+const (
+	runsLimit    = 500    // Sync runs
+	journalLimit = 10_000 // Journal: the newest entries
+	logsLimit    = 2_000  // Log: the newest lines
+)
+
+// Event coalescing: after an event arrives, the console waits this long for
+// more (or until it holds maxBatch) and handles them as one message, so a
+// sync that reports progress thousands of times a second costs a few
+// frames a second.
+const (
+	coalesceWindow = 25 * time.Millisecond
+	maxBatch       = 4096
+)
 
 // env is what the views share: the engine, the context its calls run in,
-// the clock, the styles and the keys.
+// the clock, the styles, the keys and the engine's latest overview.
 type env struct {
-	ctx    context.Context
-	api    engine.API
-	now    func() time.Time
-	styles *styles
-	keys   *keyMap
+	ctx       context.Context
+	api       engine.API
+	now       func() time.Time
+	styles    *styles
+	keys      *keyMap
+	shared    *shared
+	exportDir string // where CSV exports go; "" is the working directory
 }
+
+// shared is the engine's state as the console last heard it, read by the
+// header, the Overview and the Plan view.
+type shared struct {
+	status   engine.Status
+	loaded   bool // status has been read at least once
+	readOnly bool // the console was started read-only
+	progress *engine.Progress
+	phases   []phaseMark // the phases of the run under way, or of the last one seen
+	phaseRun string      // the run phases belong to
+}
+
+// phaseMark is when a phase of a run started and, once the next began,
+// ended.
+type phaseMark struct {
+	name    string
+	started time.Time
+	ended   time.Time
+}
+
+// readOnly reports whether the console may only look.
+func (s *shared) isReadOnly() bool { return s.readOnly || s.status.ReadOnly }
 
 // statusMsg carries the engine's overview. gen is the console's progress
 // generation when it was asked for: an overview asked for before the newest
-// progress event must not end that run.
+// progress event must not end that run. plan is the held plan's rows, when
+// the held plan is not the one the console already shows.
 type statusMsg struct {
 	status engine.Status
 	gen    uint64
-	err    error
-}
-
-// viewID names a view.
-type viewID int
-
-// The views, in tab order.
-const (
-	viewUnmerged viewID = iota
-	viewBlocked
-	viewRuns
-	viewCount
-)
-
-// devicesMsg carries the device records a device view asked for, with each
-// record's filter text, computed off the UI goroutine.
-type devicesMsg struct {
-	view   viewID
-	rows   []engine.DeviceRecord
-	search []string
-	err    error
-}
-
-// runsMsg carries the run history, newest first, with each run's filter text.
-type runsMsg struct {
-	runs   []engine.Run
-	search []string
+	plan   *planData
 	err    error
 }
 
@@ -70,8 +86,12 @@ type subscribedMsg struct {
 	err    error
 }
 
-// eventMsg is one engine event.
-type eventMsg struct{ ev engine.Event }
+// eventsMsg is a batch of engine events, oldest first. closed says the
+// stream ended after them.
+type eventsMsg struct {
+	evs    []engine.Event
+	closed bool
+}
 
 // eventsClosedMsg says the event stream ended.
 type eventsClosedMsg struct{}
@@ -79,9 +99,11 @@ type eventsClosedMsg struct{}
 // resubscribeMsg asks for the event stream again after it ended or failed.
 type resubscribeMsg struct{}
 
-// syncDoneMsg says a sync the console asked for has ended.
+// syncDoneMsg says a sync (or an approval) the console asked for has ended.
 type syncDoneMsg struct {
+	req    engine.SyncRequest
 	report *engine.RunReport
+	plan   *planData // the report's plan as rows, for the Plan view
 	err    error
 }
 
@@ -89,8 +111,19 @@ type syncDoneMsg struct {
 // events).
 type statusTickMsg struct{}
 
-// fetchStatus reads the engine's overview.
-func fetchStatus(e *env, gen uint64) tea.Cmd {
+// logTickMsg asks for fresh log lines while the Log view shows.
+type logTickMsg struct{}
+
+// actionDoneMsg says an admin action ended: text says what was done.
+type actionDoneMsg struct {
+	text string
+	err  error
+	gone engine.DeviceKey // a device that no longer exists: its page closes
+}
+
+// fetchStatus reads the engine's overview, and turns a held plan the
+// console does not show yet (shownPlan is the ID it shows) into rows.
+func fetchStatus(e *env, gen uint64, shownPlan string) tea.Cmd {
 	return func() tea.Msg {
 		ctx, cancel := context.WithTimeout(e.ctx, readTimeout)
 		defer cancel()
@@ -98,84 +131,16 @@ func fetchStatus(e *env, gen uint64) tea.Cmd {
 		if err != nil {
 			return statusMsg{gen: gen, err: fmt.Errorf("read status: %w", err)}
 		}
-		return statusMsg{status: st, gen: gen}
-	}
-}
-
-// fetchDevices reads the device records of one or more filters, merges them
-// in the engine's order (mailbox, then device ID), and computes each one's
-// filter text.
-func fetchDevices(e *env, v viewID, search func(*engine.DeviceRecord) string, filters ...engine.DeviceFilter) tea.Cmd {
-	return func() tea.Msg {
-		ctx, cancel := context.WithTimeout(e.ctx, readTimeout)
-		defer cancel()
-		var rows []engine.DeviceRecord
-		for _, f := range filters {
-			recs, err := e.api.Devices(ctx, engine.DeviceQuery{Filter: f})
-			if err != nil {
-				return devicesMsg{view: v, err: fmt.Errorf("read %s devices: %w", f, err)}
+		msg := statusMsg{status: st, gen: gen}
+		if p := st.HeldPlan; p != nil && p.ID != shownPlan {
+			// Status carries only a summary; the run's detail has the plan.
+			// A plan that cannot be read leaves the Plan tab as it is; the
+			// next status read tries again.
+			if d, err := e.api.RunDetail(ctx, p.ID); err == nil && d.Plan != nil {
+				msg.plan = newPlanData(d.Plan, true)
 			}
-			rows = mergeRecords(rows, recs)
 		}
-		texts := make([]string, len(rows))
-		for i := range rows {
-			texts[i] = search(&rows[i])
-		}
-		return devicesMsg{view: v, rows: rows, search: texts}
-	}
-}
-
-// mergeRecords merges two record lists sorted by mailbox then device ID.
-func mergeRecords(a, b []engine.DeviceRecord) []engine.DeviceRecord {
-	if len(a) == 0 {
-		return b
-	}
-	if len(b) == 0 {
-		return a
-	}
-	out := make([]engine.DeviceRecord, 0, len(a)+len(b))
-	for len(a) > 0 && len(b) > 0 {
-		if recordLess(&b[0], &a[0]) {
-			out, b = append(out, b[0]), b[1:]
-		} else {
-			out, a = append(out, a[0]), a[1:]
-		}
-	}
-	out = append(out, a...)
-	return append(out, b...)
-}
-
-// recordLess orders records by mailbox then device ID, ignoring case as
-// Exchange does.
-func recordLess(x, y *engine.DeviceRecord) bool {
-	if c := compareFold(x.Mailbox, y.Mailbox); c != 0 {
-		return c < 0
-	}
-	return compareFold(x.DeviceID, y.DeviceID) < 0
-}
-
-// compareFold compares two strings ignoring case.
-func compareFold(a, b string) int {
-	if strings.EqualFold(a, b) {
-		return 0
-	}
-	return strings.Compare(strings.ToLower(a), strings.ToLower(b))
-}
-
-// fetchRuns reads the run history.
-func fetchRuns(e *env) tea.Cmd {
-	return func() tea.Msg {
-		ctx, cancel := context.WithTimeout(e.ctx, readTimeout)
-		defer cancel()
-		runs, err := e.api.Runs(ctx, runsLimit)
-		if err != nil {
-			return runsMsg{err: fmt.Errorf("read sync runs: %w", err)}
-		}
-		texts := make([]string, len(runs))
-		for i := range runs {
-			texts[i] = runSearch(&runs[i])
-		}
-		return runsMsg{runs: runs, search: texts}
+		return msg
 	}
 }
 
@@ -191,30 +156,90 @@ func subscribe(e *env) tea.Cmd {
 	}
 }
 
-// waitForEvent waits for the next engine event. The console re-arms it after
-// each event, so exactly one is waiting at a time.
-func waitForEvent(ch <-chan engine.Event) tea.Cmd {
+// waitForEvents waits for the next engine event and gathers those that
+// follow within coalesceWindow. The console re-arms it after each batch,
+// so exactly one is waiting at a time.
+func waitForEvents(ch <-chan engine.Event) tea.Cmd {
 	return func() tea.Msg {
 		ev, ok := <-ch
 		if !ok {
 			return eventsClosedMsg{}
 		}
-		return eventMsg{ev: ev}
+		evs := []engine.Event{ev}
+		timer := time.NewTimer(coalesceWindow)
+		defer timer.Stop()
+		for len(evs) < maxBatch {
+			select {
+			case ev, ok := <-ch:
+				if !ok {
+					return eventsMsg{evs: evs, closed: true}
+				}
+				evs = append(evs, ev)
+			case <-timer.C:
+				return eventsMsg{evs: evs}
+			}
+		}
+		return eventsMsg{evs: evs}
 	}
 }
 
-// runSync asks the engine for a run and waits for it to end.
-func runSync(e *env, req engine.SyncRequest) tea.Cmd {
+// runSync asks the engine for a run (or applies the held plan, when
+// approve names it) and waits for it to end.
+func runSync(e *env, req engine.SyncRequest, approve *engine.PlanRequest) tea.Cmd {
 	return func() tea.Msg {
-		rep, err := e.api.Sync(e.ctx, req)
-		if err != nil {
-			return syncDoneMsg{err: fmt.Errorf("%s sync: %w", req.Kind, err)}
+		var rep *engine.RunReport
+		var err error
+		if approve != nil {
+			rep, err = e.api.Approve(e.ctx, *approve)
+			if err != nil {
+				return syncDoneMsg{req: req, err: fmt.Errorf("approve plan %s: %w", approve.PlanID, err)}
+			}
+		} else {
+			rep, err = e.api.Sync(e.ctx, req)
+			if err != nil {
+				return syncDoneMsg{req: req, err: fmt.Errorf("%s sync: %w", req.Kind, err)}
+			}
 		}
-		return syncDoneMsg{report: rep}
+		msg := syncDoneMsg{req: req, report: rep}
+		if rep != nil && rep.Plan != nil && (rep.Run.Status == engine.StatusDryRun || rep.Run.Status == engine.StatusBraked) {
+			msg.plan = newPlanData(rep.Plan, rep.Run.Status == engine.StatusBraked)
+		}
+		return msg
+	}
+}
+
+// cancelSync asks the engine to stop the running sync.
+func cancelSync(e *env, actor string) tea.Cmd {
+	return action(e, "cancel requested: the sync stops after the changes in flight", func(ctx context.Context) error {
+		if err := e.api.Cancel(ctx, actor); err != nil {
+			return fmt.Errorf("cancel sync: %w", err)
+		}
+		return nil
+	})
+}
+
+// action runs an admin action and reports its end; done is the status
+// line's text when it succeeds.
+func action(e *env, done string, f func(ctx context.Context) error) tea.Cmd {
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(e.ctx, actionTimeout)
+		defer cancel()
+		if err := f(ctx); err != nil {
+			return actionDoneMsg{err: err}
+		}
+		return actionDoneMsg{text: done}
 	}
 }
 
 // after delivers msg once d has passed.
 func after(d time.Duration, msg tea.Msg) tea.Cmd {
 	return tea.Tick(d, func(time.Time) tea.Msg { return msg })
+}
+
+// reversed returns a copy of s in reverse order: the engine lists journal
+// and log entries oldest first, the console newest first.
+func reversed[T any](s []T) []T {
+	out := slices.Clone(s)
+	slices.Reverse(out)
+	return out
 }

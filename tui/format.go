@@ -114,7 +114,7 @@ func phaseLabel(phase string) string {
 	case "":
 		return "starting"
 	}
-	return phase
+	return clean(phase)
 }
 
 // accessLabel names an Exchange access state, and the tone to show it in.
@@ -184,4 +184,207 @@ func notificationsOf(p *engine.Plan) int {
 		return 0
 	}
 	return len(p.Notifications)
+}
+
+// Who set a device's access state, as the Blocked view names them.
+const (
+	whoEasgate  = "easgate"
+	whoOverride = "admin override"
+	whoEntry    = "admin entry"
+	whoRule     = "Exchange rule"
+	whoDefault  = "org default"
+	whoPolicy   = "mailbox policy"
+	whoExchange = "Exchange"
+)
+
+// byWhom says who set the device's access state: easgate (its own list
+// entry, or the org default it manages for the policy), an admin (an
+// override in easgate, or a list entry made by hand), an Exchange device
+// access rule, the org's default access level, the mailbox policy, or
+// Exchange on its own (its automatic blocks).
+func byWhom(r *engine.DeviceRecord) string {
+	switch r.Decision.Code {
+	case engine.ReasonAdminOverride:
+		return whoOverride
+	case engine.ReasonAdminEntry:
+		return whoEntry
+	}
+	switch strings.ToLower(r.AccessReason) {
+	case "individual":
+		if wantsState(r) {
+			return whoEasgate
+		}
+		return whoEntry
+	case "devicerule":
+		return whoRule
+	case "global":
+		return whoDefault
+	case "policy":
+		return whoPolicy
+	case "", "unknown":
+		if wantsState(r) {
+			return whoEasgate
+		}
+	}
+	return whoExchange
+}
+
+// wantsState reports whether easgate's decision is the state Exchange shows.
+func wantsState(r *engine.DeviceRecord) bool {
+	switch r.AccessState {
+	case engine.StateAllowed:
+		return r.Decision.Access == engine.AccessAllow
+	case engine.StateBlocked:
+		return r.Decision.Access == engine.AccessBlock
+	case engine.StateQuarantined:
+		return r.Decision.Access == engine.AccessQuarantine
+	}
+	return false
+}
+
+// blockReason is why a device has its access state, in words: easgate's
+// reason when its decision is what Exchange shows (or an admin's override
+// made it), else Exchange's own reason.
+func blockReason(r *engine.DeviceRecord) string {
+	if r.Decision.Reason != "" && (wantsState(r) || r.Decision.Code == engine.ReasonAdminOverride) {
+		return r.Decision.Reason
+	}
+	switch strings.ToLower(r.AccessReason) {
+	case "global":
+		return "Exchange's default access level for devices without a rule or list entry"
+	case "devicerule":
+		return "an Exchange device access rule matches the device"
+	case "policy":
+		return "the device does not meet the mailbox's ActiveSync policy"
+	case "individual":
+		return "an admin put the device on the mailbox's list by hand"
+	case "upgrade":
+		return "Exchange set it when the organisation was upgraded"
+	case "", "unknown":
+		if r.Decision.Reason != "" {
+			return r.Decision.Reason
+		}
+		return "set by Exchange"
+	}
+	return "Exchange blocked it on its own (" + r.AccessReason + ")"
+}
+
+// blockedSince is when the device's access last changed, as far as easgate
+// knows.
+func blockedSince(r *engine.DeviceRecord) time.Time {
+	if !r.Since.IsZero() {
+		return r.Since
+	}
+	return r.WhenChanged
+}
+
+// deviceName is a device's type and model in one cell.
+func deviceName(r *engine.DeviceRecord) string {
+	switch {
+	case r.DeviceType == "":
+		return r.DeviceModel
+	case r.DeviceModel == "" || r.DeviceModel == r.DeviceType:
+		return r.DeviceType
+	}
+	return r.DeviceType + " " + r.DeviceModel
+}
+
+// notifiedCell says how often and how long ago the user was mailed.
+func notifiedCell(n engine.NotifyState, now time.Time) cell {
+	if n.Count == 0 {
+		if n.LastError != "" {
+			return cell{text: "failed", tone: toneBad}
+		}
+		return cell{text: "never", tone: toneMuted}
+	}
+	return cell{text: fmt.Sprintf("%d× %s", n.Count, age(now, n.LastSent))}
+}
+
+// complianceLabel names an Intune compliance state, and its tone.
+func complianceLabel(c engine.Compliance) (string, tone) {
+	switch c {
+	case engine.ComplianceCompliant:
+		return "compliant", toneOK
+	case engine.ComplianceInGracePeriod:
+		return "in grace", toneWarn
+	case engine.ComplianceNoncompliant:
+		return "noncompliant", toneBad
+	case "":
+		return "unknown", toneMuted
+	}
+	return string(c), toneNormal
+}
+
+// wantLabel is what easgate wants for the device, and its tone.
+func wantLabel(r *engine.DeviceRecord) (string, tone) {
+	if r.Decision.Exempt {
+		return "exempt", toneMuted
+	}
+	switch r.Decision.Access {
+	case engine.AccessAllow:
+		return "allow", toneOK
+	case engine.AccessBlock:
+		return "block", toneBad
+	case engine.AccessQuarantine:
+		return "quarantine", toneWarn
+	case engine.AccessNone, "":
+		return "none", toneMuted
+	}
+	return string(r.Decision.Access), toneNormal
+}
+
+// orDash is s, or "—" when it is empty.
+func orDash(s string) string {
+	if s == "" {
+		return "—"
+	}
+	return s
+}
+
+// bar draws a progress bar of width cells: filled for done of total.
+func bar(done, total, width int) string {
+	if total <= 0 || width <= 0 {
+		return ""
+	}
+	n := min(max(done*width/total, 0), width)
+	return strings.Repeat("█", n) + strings.Repeat("░", width-n)
+}
+
+// parseUntil reads an override's expiry as an admin types it: empty (no
+// expiry), a duration from now ("90m", "36h", "7d", "2w") or a local date
+// or date and time ("2026-04-01", "2026-04-01 18:00"). It must be in the
+// future.
+func parseUntil(s string, now time.Time) (time.Time, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return time.Time{}, nil
+	}
+	var until time.Time
+	if n, err := strconv.Atoi(s[:len(s)-1]); err == nil && (strings.HasSuffix(s, "d") || strings.HasSuffix(s, "w")) {
+		if n <= 0 {
+			return time.Time{}, fmt.Errorf("expiry %q: want a number of days (7d) or weeks (2w)", s)
+		}
+		if strings.HasSuffix(s, "w") {
+			n *= 7
+		}
+		until = now.AddDate(0, 0, n)
+	} else if d, err := time.ParseDuration(s); err == nil {
+		if d <= 0 {
+			return time.Time{}, fmt.Errorf("expiry %q: want a time in the future", s)
+		}
+		until = now.Add(d)
+	} else {
+		for _, layout := range []string{layoutDateTime, layoutDate} {
+			if until, err = time.ParseInLocation(layout, s, now.Location()); err == nil {
+				break
+			}
+		}
+		if err != nil {
+			return time.Time{}, fmt.Errorf("expiry %q: want 90m, 36h, 7d, 2w, 2026-04-01 or 2026-04-01 18:00", s)
+		}
+	}
+	if !until.After(now) {
+		return time.Time{}, fmt.Errorf("expiry %q: that is not in the future", s)
+	}
+	return until, nil
 }

@@ -194,18 +194,155 @@ func equalInts(a, b []int) bool {
 	return true
 }
 
-func TestMergeRecords(t *testing.T) {
-	a := []engine.DeviceRecord{dev("anna@x", "B", "", "", "", engine.StateBlocked, 0, 0),
-		dev("Chloe@x", "A", "", "", "", engine.StateBlocked, 0, 0)}
-	b := []engine.DeviceRecord{dev("anna@x", "a", "", "", "", engine.StateQuarantined, 0, 0),
-		dev("ben@x", "Z", "", "", "", engine.StateQuarantined, 0, 0)}
-	got := mergeRecords(a, b)
-	var keys []string
-	for i := range got {
-		keys = append(keys, string(got[i].Key()))
+func TestBuildDevices(t *testing.T) {
+	recs := fixtureDevices()
+	queries := []deviceQuery{
+		{tab: tabUnmerged, match: func(r *engine.DeviceRecord) bool { return engine.FilterUnmerged.Match(r) }, spec: natural},
+		{tab: tabBlocked, match: func(r *engine.DeviceRecord) bool { return r.AccessState == engine.StateBlocked },
+			cmp: byUser, spec: sortSpec{col: 0, desc: true}},
+		{tab: tabDevices, spec: natural},
 	}
-	want := "anna@x/a anna@x/b ben@x/z chloe@x/a"
-	if strings.Join(keys, " ") != want {
-		t.Errorf("merged = %v, want %s", keys, want)
+	msg := buildDevices(recs, queries)
+	names := func(idx []int) string {
+		var out []string
+		for _, i := range idx {
+			mb, _, _ := strings.Cut(recs[i].Mailbox, ".")
+			out = append(out, mb)
+		}
+		return strings.Join(out, " ")
+	}
+	if got := names(msg.parts[tabUnmerged].base); got != "ben chloe david hugo" {
+		t.Errorf("unmerged = %s", got)
+	}
+	if p := msg.parts[tabBlocked]; names(p.order) != "felix emma chloe" || p.spec != (sortSpec{col: 0, desc: true}) {
+		t.Errorf("blocked = %s sorted %+v, want felix emma chloe by user descending", names(p.order), p.spec)
+	}
+	if p := msg.parts[tabDevices]; p.base != nil || p.order != nil {
+		t.Errorf("devices part = %+v, want every row in its order", p)
+	}
+	if msg.ids[0] != "anna.schmidt@contoso.com/applf17xk2qwe" || !strings.Contains(msg.search[0], "iphone15c2") {
+		t.Errorf("ids[0] = %q, search[0] = %q", msg.ids[0], msg.search[0])
+	}
+}
+
+func TestParseUntil(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      string
+		want    time.Time
+		wantErr string
+	}{
+		{name: "empty: no expiry", in: "  "},
+		{name: "minutes", in: "90m", want: fixedNow.Add(90 * time.Minute)},
+		{name: "hours and minutes", in: "1h30m", want: fixedNow.Add(90 * time.Minute)},
+		{name: "days", in: "7d", want: fixedNow.AddDate(0, 0, 7)},
+		{name: "weeks", in: "2w", want: fixedNow.AddDate(0, 0, 14)},
+		{name: "date", in: "2026-04-01", want: time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC)},
+		{name: "date and time", in: "2026-04-01 18:00", want: time.Date(2026, 4, 1, 18, 0, 0, 0, time.UTC)},
+		{name: "past date", in: "2026-01-01", wantErr: "not in the future"},
+		{name: "zero days", in: "0d", wantErr: "want a number of days"},
+		{name: "negative duration", in: "-5m", wantErr: "in the future"},
+		{name: "words", in: "tomorrow", wantErr: "want 90m, 36h, 7d, 2w"},
+		{name: "junk days", in: "xd", wantErr: "want 90m, 36h, 7d, 2w"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseUntil(tt.in, fixedNow)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Errorf("err = %v, want one saying %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || !got.Equal(tt.want) {
+				t.Errorf("parseUntil(%q) = %v, %v; want %v", tt.in, got, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestByWhomAndWhy(t *testing.T) {
+	rec := func(state engine.AccessState, reason string, d engine.Decision) *engine.DeviceRecord {
+		r := dev("a@x", "D1", "", "", "", state, 0, 0)
+		r.AccessReason, r.Decision = reason, d
+		return &r
+	}
+	block := engine.Decision{Access: engine.AccessBlock, Code: engine.ReasonUnmanaged, Reason: "not enrolled in Intune"}
+	allow := engine.Decision{Access: engine.AccessAllow, Code: engine.ReasonCompliant, Reason: "compliant"}
+	quar := engine.Decision{Access: engine.AccessQuarantine, Code: engine.ReasonUnmanaged, Reason: "not enrolled, quarantined"}
+	tests := []struct {
+		name   string
+		r      *engine.DeviceRecord
+		who    string
+		whyHas string
+	}{
+		{name: "easgate's list entry", r: rec(engine.StateBlocked, "Individual", block), who: "easgate", whyHas: "not enrolled in Intune"},
+		{name: "an admin's override", r: rec(engine.StateBlocked, "Individual",
+			engine.Decision{Access: engine.AccessBlock, Code: engine.ReasonAdminOverride, Reason: "blocked by hand by alice"}),
+			who: "admin override", whyHas: "blocked by hand by alice"},
+		{name: "an admin's own list entry", r: rec(engine.StateBlocked, "Individual",
+			engine.Decision{Access: engine.AccessNone, Exempt: true, Code: engine.ReasonAdminEntry, Reason: "an admin put it there"}),
+			who: "admin entry", whyHas: "an admin put the device on the mailbox's list by hand"},
+		{name: "a list entry easgate does not want", r: rec(engine.StateBlocked, "Individual", allow),
+			who: "admin entry", whyHas: "by hand"},
+		{name: "a device access rule", r: rec(engine.StateBlocked, "DeviceRule", allow), who: "Exchange rule", whyHas: "device access rule"},
+		{name: "the org default, as easgate wants", r: rec(engine.StateQuarantined, "Global", quar), who: "org default", whyHas: "not enrolled, quarantined"},
+		{name: "the org default on its own", r: rec(engine.StateBlocked, "Global", allow), who: "org default", whyHas: "default access level"},
+		{name: "the mailbox policy", r: rec(engine.StateBlocked, "Policy", block), who: "mailbox policy", whyHas: "not enrolled in Intune"},
+		{name: "an automatic block", r: rec(engine.StateBlocked, "CommandFrequency", allow), who: "Exchange", whyHas: "on its own (CommandFrequency)"},
+		{name: "no reason reported", r: rec(engine.StateBlocked, "", block), who: "easgate", whyHas: "not enrolled in Intune"},
+		{name: "nothing known", r: rec(engine.StateBlocked, "", engine.Decision{}), who: "Exchange", whyHas: "set by Exchange"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := byWhom(tt.r); got != tt.who {
+				t.Errorf("by = %q, want %q", got, tt.who)
+			}
+			if got := blockReason(tt.r); !strings.Contains(got, tt.whyHas) {
+				t.Errorf("why = %q, want it to say %q", got, tt.whyHas)
+			}
+		})
+	}
+}
+
+func TestDefuse(t *testing.T) {
+	tests := []struct{ name, in, want string }{
+		{name: "formula", in: "=SUM(A1)", want: "'=SUM(A1)"},
+		{name: "plus", in: "+1", want: "'+1"},
+		{name: "minus", in: "-1", want: "'-1"},
+		{name: "at", in: "@cmd", want: "'@cmd"},
+		{name: "tab becomes visible text", in: "\tx", want: "\\tx"},
+		{name: "carriage return becomes visible text", in: "\rx", want: "\\rx"},
+		{name: "plain", in: "anna@contoso.com", want: "anna@contoso.com"},
+		{name: "empty", in: "", want: ""},
+		{name: "escape sequence", in: "a\x1b[2Jb", want: "ab"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := defuseAll([]string{tt.in})[0]; got != tt.want {
+				t.Errorf("defuse(%q) = %q, want %q", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestBar(t *testing.T) {
+	tests := []struct {
+		name               string
+		done, total, width int
+		want               string
+	}{
+		{name: "empty", done: 0, total: 10, width: 5, want: "░░░░░"},
+		{name: "half", done: 5, total: 10, width: 4, want: "██░░"},
+		{name: "full", done: 10, total: 10, width: 3, want: "███"},
+		{name: "over", done: 12, total: 10, width: 3, want: "███"},
+		{name: "unknown total", done: 3, total: 0, width: 3, want: ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := bar(tt.done, tt.total, tt.width); got != tt.want {
+				t.Errorf("bar = %q, want %q", got, tt.want)
+			}
+		})
 	}
 }

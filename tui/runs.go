@@ -1,7 +1,11 @@
 package tui
 
 import (
+	"cmp"
+	"context"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"charm.land/bubbles/v2/key"
@@ -15,7 +19,6 @@ import (
 type runsView struct {
 	env     *env
 	table   *table[runRow]
-	load    loader
 	runs    []engine.Run
 	search  []string
 	loaded  bool
@@ -74,7 +77,23 @@ func newRunsView(e *env) *runsView {
 		out[9] = cell{text: runNote(run), tone: toneMuted}
 	}
 	same := func(a, b *runRow) bool { return a.run.ID == b.run.ID }
-	return &runsView{env: e, table: newTable(e.styles, e.keys, e.now, "sync runs", cols, cells, same)}
+	t := newTable(e.styles, e.keys, e.now, "sync runs", cols, cells, same)
+	t.sorts = []func(a, b *runRow) int{
+		func(a, b *runRow) int { return a.run.Started.Compare(b.run.Started) },
+		func(a, b *runRow) int { return strings.Compare(string(a.run.Kind), string(b.run.Kind)) },
+		func(a, b *runRow) int { return strings.Compare(string(a.run.Trigger), string(b.run.Trigger)) },
+		func(a, b *runRow) int { return strings.Compare(string(a.run.Status), string(b.run.Status)) },
+		func(a, b *runRow) int { return cmp.Compare(a.run.Duration(), b.run.Duration()) },
+		func(a, b *runRow) int { return cmp.Compare(a.run.Counts.EASDevices, b.run.Counts.EASDevices) },
+		func(a, b *runRow) int { return cmp.Compare(a.run.Counts.ChangesPlanned, b.run.Counts.ChangesPlanned) },
+		func(a, b *runRow) int { return cmp.Compare(a.run.Counts.ChangesFailed, b.run.Counts.ChangesFailed) },
+		func(a, b *runRow) int {
+			return cmp.Compare(a.run.Counts.NotificationsSent, b.run.Counts.NotificationsSent)
+		},
+		nil,
+	}
+	t.csvHead = runCSVHead
+	return &runsView{env: e, table: t}
 }
 
 // runNote is the one thing worth knowing about a finished run: its error,
@@ -105,18 +124,33 @@ func progressText(p *engine.Progress) string {
 
 // runSearch is a run's filter text.
 func runSearch(r *engine.Run) string {
-	return searchText(r.ID, string(r.Kind), string(r.Trigger), string(r.Status),
-		r.Started.Format(layoutDateTime), r.Error)
+	return searchText(r.ID, string(r.Kind), string(r.Trigger), string(r.Status), r.Actor,
+		r.Started.Format(layoutDateTime), r.Error, r.Server)
 }
 
-// Init loads the run history.
-func (v *runsView) Init() tea.Cmd { return v.Refresh() }
+// runsMsg carries the run history, newest first, with each run's filter text.
+type runsMsg struct {
+	runs   []engine.Run
+	search []string
+	err    error
+}
 
-// Refresh re-reads the run history.
-func (v *runsView) Refresh() tea.Cmd { return v.load.start(v.fetch) }
-
-// fetch is the command that reads the run history.
-func (v *runsView) fetch() tea.Cmd { return fetchRuns(v.env) }
+// fetchRuns reads the run history.
+func fetchRuns(e *env) tea.Cmd {
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(e.ctx, readTimeout)
+		defer cancel()
+		runs, err := e.api.Runs(ctx, runsLimit)
+		if err != nil {
+			return runsMsg{err: fmt.Errorf("read sync runs: %w", err)}
+		}
+		texts := make([]string, len(runs))
+		for i := range runs {
+			texts[i] = runSearch(&runs[i])
+		}
+		return runsMsg{runs: runs, search: texts}
+	}
+}
 
 // setRunning shows the run under way at the top, or no run when p is nil.
 func (v *runsView) setRunning(p *engine.Progress) {
@@ -129,9 +163,9 @@ func (v *runsView) setRunning(p *engine.Progress) {
 
 // rebuild puts the run under way (unless the history already holds it) in
 // front of the history.
-func (v *runsView) rebuild() {
+func (v *runsView) rebuild() tea.Cmd {
 	if !v.loaded {
-		return
+		return nil
 	}
 	rows := make([]runRow, 0, len(v.runs)+1)
 	search := make([]string, 0, len(v.runs)+1)
@@ -145,7 +179,7 @@ func (v *runsView) rebuild() {
 		rows = append(rows, runRow{run: v.runs[i]})
 	}
 	search = append(search, v.search...)
-	v.table.setRows(rows, search)
+	return v.table.setRows(rows, search)
 }
 
 // holds reports whether the history holds a run.
@@ -164,15 +198,42 @@ func (v *runsView) Update(msg tea.Msg) tea.Cmd {
 	case runsMsg:
 		if msg.err != nil {
 			v.table.setError(msg.err)
-		} else {
-			v.runs, v.search, v.loaded = msg.runs, msg.search, true
-			v.rebuild()
+			return nil
 		}
-		return v.load.done(v.fetch)
-	case tea.KeyPressMsg:
+		v.runs, v.search, v.loaded = msg.runs, msg.search, true
+		return v.rebuild()
+	case tea.KeyPressMsg, sortedMsg, filteredMsg:
 		return v.table.Update(msg)
 	}
 	return nil
+}
+
+// open opens the detail page of the run under the cursor.
+func (v *runsView) open(e *env) page {
+	r := v.table.current()
+	if r == nil || r.run.ID == "" || r.progress != nil {
+		return nil
+	}
+	return newRunDetail(e, r.run)
+}
+
+// runCSVHead is the header of a run history export.
+var runCSVHead = []string{"id", "kind", "trigger", "actor", "status", "started", "finished", "server", "eas_devices",
+	"mdm_devices", "changes_planned", "changes_applied", "changes_failed", "notifications_sent", "error", "problems"}
+
+// runCSVRow is one run in an export.
+func runCSVRow(r *runRow) []string {
+	c := r.run.Counts
+	return []string{r.run.ID, string(r.run.Kind), string(r.run.Trigger), r.run.Actor, string(r.run.Status),
+		csvTime(r.run.Started), csvTime(r.run.Finished), r.run.Server, strconv.Itoa(c.EASDevices), strconv.Itoa(c.MDMDevices),
+		strconv.Itoa(c.ChangesPlanned), strconv.Itoa(c.ChangesApplied), strconv.Itoa(c.ChangesFailed),
+		strconv.Itoa(c.NotificationsSent), r.run.Error, strings.Join(r.run.Problems, "; ")}
+}
+
+// export writes the runs the view shows to a CSV file.
+func (v *runsView) export() tea.Cmd {
+	rows, idx := v.table.exportRows()
+	return exportCSV(v.env.exportDir, "runs", v.env.now(), runCSVHead, rows, idx, runCSVRow)
 }
 
 // View renders the table.
@@ -182,7 +243,7 @@ func (v *runsView) View() string { return v.table.View() }
 func (v *runsView) SetSize(width, height int) { v.table.SetSize(width, height) }
 
 // Title names the view.
-func (v *runsView) Title() string { return "Sync runs" }
+func (v *runsView) Title() string { return tabTitles[tabRuns] }
 
 // Count is how many runs the view holds.
 func (v *runsView) Count() (int, bool) { return len(v.runs), v.loaded }
@@ -190,5 +251,20 @@ func (v *runsView) Count() (int, bool) { return len(v.runs), v.loaded }
 // Capturing reports whether the filter input is open.
 func (v *runsView) Capturing() bool { return v.table.capturing() }
 
+// Escape clears the filter.
+func (v *runsView) Escape() bool { return v.table.escape() }
+
 // HelpKeys returns the table's keys.
-func (v *runsView) HelpKeys() ([]key.Binding, [][]key.Binding) { return v.table.helpKeys() }
+func (v *runsView) HelpKeys() ([]key.Binding, []helpGroup) {
+	short, groups := v.table.helpKeys()
+	if v.table.editing {
+		return short, groups
+	}
+	return append(short, v.env.keys.open), groups
+}
+
+// wheel scrolls the table (the mouse wheel).
+func (v *runsView) wheel(n int) { v.table.scroll(n) }
+
+// click moves the cursor to a row.
+func (v *runsView) click(y int) { v.table.click(y) }

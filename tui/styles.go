@@ -68,6 +68,13 @@ type styles struct {
 	statusWarn  lipgloss.Style
 	statusError lipgloss.Style
 	footer      lipgloss.Style // the table's position and filter line
+	heading     lipgloss.Style // a section title in a page
+	helpKey     lipgloss.Style // a key in the full help
+	dialog      lipgloss.Style // a dialog's frame
+	danger      lipgloss.Style // a dangerous dialog's frame
+	button      lipgloss.Style
+	buttonFocus lipgloss.Style
+	field       lipgloss.Style // a text input
 
 	muted  lipgloss.Style
 	accent lipgloss.Style
@@ -92,6 +99,13 @@ func newStyles(t theme) *styles {
 		statusWarn:  lipgloss.NewStyle().Bold(true).Foreground(t.warn),
 		statusError: lipgloss.NewStyle().Bold(true).Foreground(t.bad),
 		footer:      lipgloss.NewStyle().Foreground(t.muted),
+		heading:     lipgloss.NewStyle().Bold(true).Foreground(t.accent),
+		helpKey:     lipgloss.NewStyle().Bold(true),
+		dialog:      lipgloss.NewStyle().Border(lipgloss.RoundedBorder()).BorderForeground(t.accent).Padding(0, 1),
+		danger:      lipgloss.NewStyle().Border(lipgloss.ThickBorder()).BorderForeground(t.bad).Padding(0, 1),
+		button:      lipgloss.NewStyle(),
+		buttonFocus: lipgloss.NewStyle().Bold(true).Reverse(true),
+		field:       lipgloss.NewStyle().Underline(true),
 
 		muted:  lipgloss.NewStyle().Foreground(t.muted),
 		accent: lipgloss.NewStyle().Foreground(t.accent),

@@ -1,6 +1,8 @@
 package tui
 
 import (
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -46,7 +48,7 @@ func TestCursorAcrossReload(t *testing.T) {
 			}
 			tbl.setRows(tt.after, searchTexts(tt.after))
 			got := ""
-			if r := tbl.selected(); r != nil {
+			if r := tbl.current(); r != nil {
 				got = *r
 			}
 			if got != tt.want {
@@ -111,11 +113,7 @@ func TestFilterMatchesBruteForce(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			tbl := wordTable(words...)
 			for _, k := range tt.keys {
-				if k == "ctrl+u" {
-					tbl.Update(keyPressCtrl('u'))
-				} else {
-					tbl.Update(keyPress(k))
-				}
+				tbl.Update(keyPress(k))
 				var want []string
 				for _, w := range words {
 					if strings.Contains(strings.ToLower(w), strings.ToLower(tbl.filter)) {
@@ -134,10 +132,116 @@ func TestFilterMatchesBruteForce(t *testing.T) {
 	}
 }
 
+func TestFilterOverSubsetAndSort(t *testing.T) {
+	// A table showing a subset of shared rows, sorted, then filtered: the
+	// rows it shows are exactly the subset's matches in sorted order.
+	words := []string{"delta", "alpha", "echo", "bravo", "alps", "charlie", "alpine", "beta"}
+	base := []int{0, 1, 3, 4, 6, 7} // not echo, not charlie
+	tests := []struct {
+		name string
+		keys []string
+		want string
+	}{
+		{name: "subset", keys: nil, want: "delta,alpha,bravo,alps,alpine,beta"},
+		{name: "subset sorted", keys: []string{"o"}, want: "alpha,alpine,alps,beta,bravo,delta"},
+		{name: "sorted descending", keys: []string{"O"}, want: "delta,bravo,beta,alps,alpine,alpha"},
+		{name: "sorted and filtered", keys: []string{"o", "/", "a", "l"}, want: "alpha,alpine,alps"},
+		{name: "filtered then sorted", keys: []string{"/", "a", "l", "p", "enter", "O"}, want: "alps,alpine,alpha"},
+		{name: "filter never leaves the subset", keys: []string{"/", "e", "c", "h"}, want: ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tbl := wordTable()
+			tbl.sorts = []func(a, b *string) int{func(a, b *string) int { return strings.Compare(*a, *b) }}
+			tbl.setData(tableData[string]{rows: words, search: searchTexts(words), base: base, spec: natural})
+			for _, k := range tt.keys {
+				tbl.Update(keyPress(k))
+			}
+			var got []string
+			for i := range tbl.len() {
+				got = append(got, *tbl.row(i))
+			}
+			if strings.Join(got, ",") != tt.want {
+				t.Errorf("rows %v, want %s", got, tt.want)
+			}
+			if tbl.total() != len(base) {
+				t.Errorf("total = %d, want the subset's %d", tbl.total(), len(base))
+			}
+		})
+	}
+}
+
 func searchTexts(words []string) []string {
 	out := make([]string, len(words))
 	for i, w := range words {
 		out[i] = searchText(w)
 	}
 	return out
+}
+
+func TestScanMatchesBruteForce(t *testing.T) {
+	// Big enough to be split over the cores.
+	n := parallelScanMin*2 + 7
+	search := make([]string, n)
+	for i := range search {
+		search[i] = fmt.Sprintf("user%06d\tmodel%d", i, i%7)
+	}
+	order := make([]int, n)
+	for i := range order {
+		order[i] = (i * 7919) % n // a permutation: n is not a multiple of 7919
+	}
+	tests := []struct {
+		name   string
+		rows   []int
+		needle string
+	}{
+		{name: "natural order, some", rows: nil, needle: "model3"},
+		{name: "natural order, one", rows: nil, needle: "user012345"},
+		{name: "natural order, none", rows: nil, needle: "zzz"},
+		{name: "natural order, all", rows: nil, needle: "user"},
+		{name: "permuted, some", rows: order, needle: "model5"},
+		{name: "permuted, all", rows: order, needle: "\tmodel"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var want []int
+			for i := range n {
+				r := i
+				if tt.rows != nil {
+					r = tt.rows[i]
+				}
+				if strings.Contains(search[r], tt.needle) {
+					want = append(want, r)
+				}
+			}
+			got := scan(search, tt.rows, n, tt.needle)
+			if !slices.Equal(got, want) {
+				t.Errorf("scan found %d rows, want %d (first differences matter: order is kept)", len(got), len(want))
+			}
+			// Over the last matches, as a narrowing filter does.
+			if got := scan(search, want, len(want), tt.needle); !slices.Equal(got, want) {
+				t.Errorf("scanning the matches again changed them")
+			}
+		})
+	}
+}
+
+func TestSelectionSurvivesReload(t *testing.T) {
+	words := []string{"a", "b", "c", "d"}
+	tbl := wordTable()
+	tbl.setData(tableData[string]{rows: words, search: searchTexts(words), ids: words, spec: natural})
+	tbl.Update(keyPress("j"))
+	tbl.Update(keyPress("space")) // b
+	tbl.Update(keyPress("space")) // c
+	after := []string{"0", "b", "d", "c"}
+	tbl.setData(tableData[string]{rows: after, search: searchTexts(after), ids: after, spec: natural})
+	if got := tbl.selectedRows(); !slices.Equal(got, []string{"b", "c"}) {
+		t.Errorf("selected after the reload = %v, want b and c", got)
+	}
+	if !strings.Contains(tbl.View(), "2 selected") {
+		t.Errorf("footer does not count the selection:\n%s", tbl.View())
+	}
+	if !tbl.escape() || tbl.selectedRows() != nil {
+		t.Error("esc does not clear the selection")
+	}
 }

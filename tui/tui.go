@@ -14,7 +14,7 @@ import (
 // Options configure the console.
 type Options struct {
 	// ReadOnly shows the READ-ONLY badge, hides actions that change
-	// Exchange or the store, and makes `s` ask for a dry run.
+	// Exchange or the store, and makes every sync a dry run.
 	ReadOnly bool
 	// Title is the header's and the terminal window's title, e.g.
 	// "easgate demo"; empty means "easgate".
@@ -22,6 +22,13 @@ type Options struct {
 	// Now is the console's clock; nil means time.Now. Times show in the
 	// location of its result, so a test passes a fixed time in UTC.
 	Now func() time.Time
+	// Mouse turns on the mouse: the wheel scrolls, a click picks a tab or
+	// a row. Off by default, so that the terminal's own text selection
+	// works.
+	Mouse bool
+
+	// exportDir is where CSV exports go; "" is the working directory.
+	exportDir string
 }
 
 // Run runs the console on the terminal in the alternate screen until the

@@ -139,7 +139,7 @@ func TestJudge(t *testing.T) {
 			nagiosCrit, "Graph unreachable (401 / invalid_client)"},
 		{"engine warning", checkInput{runs: []engine.Run{ok}, status: engine.Status{Warnings: []string{"unmanaged_access is quarantine but Exchange's DefaultAccessLevel is Allow"}}},
 			nagiosWarn, "DefaultAccessLevel is Allow"},
-		{"brake", checkInput{runs: []engine.Run{ok}, status: engine.Status{HeldPlan: &engine.Plan{Brake: &engine.Brake{Reason: "60 new blocks exceed 50"}},
+		{"brake", checkInput{runs: []engine.Run{ok}, status: engine.Status{HeldPlan: &engine.PlanSummary{Brake: &engine.Brake{Reason: "60 new blocks exceed 50"}},
 			Warnings: []string{"safety brake holds a plan: 60 new blocks exceed 50"}}}, nagiosCrit, "CRITICAL - safety brake holds a plan: 60 new blocks exceed 50; 0 EAS"},
 		{"control characters", checkInput{runs: []engine.Run{{Status: engine.StatusFailed, Error: "bad\nline\x1b[31m"}}}, nagiosCrit, "last sync failed: bad line;"},
 	}

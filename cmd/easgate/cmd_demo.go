@@ -16,6 +16,7 @@ func newDemoCmd(g *globals) *cobra.Command {
 	var (
 		f        simFlags
 		headless bool
+		mouse    bool
 	)
 	cmd := &cobra.Command{
 		Use:   "demo",
@@ -55,16 +56,17 @@ and Graph clients. The first full sync starts at once.
 				}
 				return statusError(&rep.Run)
 			}
-			return demoConsole(ctx, a.engine)
+			return demoConsole(ctx, a.engine, mouse)
 		},
 	}
 	f.register(cmd, false)
 	cmd.Flags().BoolVar(&headless, "headless", false, "run one full sync and print the run summary (JSON) instead of the console")
+	cmd.Flags().BoolVar(&mouse, "mouse", false, "use the mouse in the console")
 	return cmd
 }
 
 // demoConsole runs the schedule (a full sync at once) under the console.
-func demoConsole(ctx context.Context, eng *engine.Engine) error {
+func demoConsole(ctx context.Context, eng *engine.Engine, mouse bool) error {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -72,7 +74,7 @@ func demoConsole(ctx context.Context, eng *engine.Engine) error {
 		defer wg.Done()
 		_ = eng.Serve(ctx)
 	}()
-	err := console(ctx, eng, tui.Options{Title: "easgate demo"})
+	err := console(ctx, eng, tui.Options{Title: "easgate demo", Mouse: mouse})
 	cancel()
 	wg.Wait()
 	return err

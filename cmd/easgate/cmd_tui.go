@@ -11,6 +11,7 @@ import (
 
 type consoleFlags struct {
 	readOnly bool
+	mouse    bool
 }
 
 func newTUICmd(g *globals) *cobra.Command {
@@ -25,6 +26,7 @@ on the store, and nothing is synced until you ask (s: full sync).`,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runConsole(cmd, g, f) },
 	}
 	cmd.Flags().BoolVar(&f.readOnly, "read-only", false, "look only: hide every action that changes Exchange or the store")
+	cmd.Flags().BoolVar(&f.mouse, "mouse", false, "use the mouse: the wheel scrolls, a click picks a tab or a row")
 	return cmd
 }
 
@@ -39,7 +41,7 @@ func runConsole(cmd *cobra.Command, g *globals, f consoleFlags) error {
 		return err
 	}
 	defer a.close()
-	return console(cmd.Context(), a.api, tui.Options{ReadOnly: f.readOnly})
+	return console(cmd.Context(), a.api, tui.Options{ReadOnly: f.readOnly, Mouse: f.mouse})
 }
 
 // console runs the console until the user quits or ctx ends.
