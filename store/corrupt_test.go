@@ -230,20 +230,17 @@ func TestValueUnderTheWrongKey(t *testing.T) {
 	}
 }
 
-func TestEmptyFileIsInitialised(t *testing.T) {
+func TestEmptyFileIsCorrupt(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "easgate.db")
 	writeFile(t, path, nil)
-	var logs logBuffer
-	s, err := Open(path, Options{Logger: logs.logger()})
-	if err != nil {
-		t.Fatal(err)
+	for _, ro := range []bool{false, true} {
+		_, err := Open(path, Options{ReadOnly: ro, Logger: testLogger(t)})
+		if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "empty") || !strings.Contains(err.Error(), "backup") {
+			t.Errorf("read-only %v: err = %v, want ErrCorrupt naming the empty file and the way out", ro, err)
+		}
 	}
-	defer s.Close()
-	if st := mustLoad(t, s); st.Serial != 0 {
-		t.Errorf("serial %d", st.Serial)
-	}
-	if !logs.contains("store file is empty") {
-		t.Errorf("no warning; logs:\n%s", logs.String())
+	if fi, err := os.Stat(path); err != nil || fi.Size() != 0 {
+		t.Errorf("the empty file was touched: %v %v", fi, err)
 	}
 }
 

@@ -196,10 +196,11 @@ func open(path string, opts Options, sc schema) (*Store, error) {
 				slog.String(attrMode, fmt.Sprintf("%#o", perm)))
 		}
 		if fi.Size() == 0 {
-			if opts.ReadOnly {
-				return nil, fmt.Errorf("open store %s read-only: the file is empty", path)
-			}
-			log.Warn("store file is empty; initialising it")
+			// easgate never leaves an empty store behind: bbolt writes its
+			// first pages on creation. An empty file is a store truncated to
+			// nothing, and starting afresh on it would lose the history and
+			// the record of easgate's own list entries without a word.
+			return nil, corruptError(path, errors.New("the file is empty (truncated?); delete it only to start a new store"))
 		}
 	case errors.Is(err, fs.ErrNotExist) && !opts.ReadOnly:
 	default:
