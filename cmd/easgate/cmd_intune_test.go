@@ -160,7 +160,7 @@ func TestCLIIntuneConfigErrorsExitTwo(t *testing.T) {
 	}{
 		{name: "unreadable certificate", args: []string{"intune", "test", "--config", path}, want: "certificate_file"},
 		{name: "no config file", args: []string{"intune", "devices", "--config", filepath.Join(s.Dir, "absent.yaml")}, want: "absent.yaml"},
-		{name: "bad output", args: []string{"intune", "devices", "--config", s.Info.ConfigFile, "--output", "csv"}, want: "--output"},
+		{name: "bad output", args: []string{"intune", "devices", "--config", s.Info.ConfigFile, "--output", "xml"}, want: "--output"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
