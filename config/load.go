@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -203,7 +204,17 @@ func (v *validator) checkExchange(x *Exchange) {
 		v.bad("exchange.servers", "no Exchange server configured")
 	}
 	for i, s := range x.Servers {
-		if s == "" || strings.ContainsAny(s, " /\\:@") {
+		// host, or host:port for a server on another port (as the
+		// Exchange adapter takes them).
+		host := s
+		if h, p, err := net.SplitHostPort(s); err == nil {
+			if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+				v.bad(fmt.Sprintf("exchange.servers[%d]", i), "%q: %q is not a TCP port", s, p)
+				continue
+			}
+			host = h
+		}
+		if host == "" || strings.ContainsAny(host, " /\\:@") {
 			v.bad(fmt.Sprintf("exchange.servers[%d]", i), "%q is not a host name", s)
 		}
 	}
@@ -376,8 +387,20 @@ func (v *validator) secrets(c *Config) []string {
 		if f.path == "" {
 			continue
 		}
-		if _, err := os.Stat(c.Resolve(f.path)); err != nil {
+		fi, err := os.Stat(c.Resolve(f.path))
+		if err != nil {
 			v.bad(f.key, "%v", err)
+			continue
+		}
+		// A keytab or credential cache holds keys as good as the password.
+		if (f.key == "exchange.keytab" || f.key == "exchange.ccache") && fi.Mode().Perm()&0o077 != 0 {
+			warnings = append(warnings, fmt.Sprintf("%s: %s is readable by others (mode %04o); chmod 600 it", f.key, c.Resolve(f.path), fi.Mode().Perm()))
+		}
+	}
+	// The certificate file holds the application's private key.
+	if p := c.Resolve(in.CertificateFile); p != "" {
+		if fi, err := os.Stat(p); err == nil && fi.Mode().Perm()&0o077 != 0 {
+			warnings = append(warnings, fmt.Sprintf("intune.certificate_file: %s is readable by others (mode %04o); chmod 600 it", p, fi.Mode().Perm()))
 		}
 	}
 	return warnings

@@ -106,6 +106,9 @@ func BuildPlan(in PlanInput) *PlanOutput {
 		p.notify(plan, &rec)
 		p.out.Records[k] = rec
 	}
+	if p.mailWithheld > 0 {
+		plan.Notes = append(plan.Notes, fmt.Sprintf("%d enrollment notification(s) withheld because the Intune inventory is incomplete", p.mailWithheld))
+	}
 	if in.Devices == nil {
 		p.orphans(plan)
 		p.orgDefault(plan)
@@ -127,6 +130,9 @@ type planner struct {
 	include   map[string]bool         // nil: everyone
 	exclude   map[string]bool
 	usedMDM   map[string]bool // MDM records already merged or suggested
+	// mailWithheld counts the enrollment mails not planned because the
+	// Intune inventory is incomplete.
+	mailWithheld int
 }
 
 func (p *planner) index() {
@@ -559,6 +565,12 @@ func (p *planner) notify(plan *Plan, rec *DeviceRecord) {
 	case n.Count <= pol.MaxResends && pol.ResendAfter > 0 && p.in.Now.Sub(n.LastSent) >= pol.ResendAfter:
 		resend = true
 	default:
+		return
+	}
+	if !p.w.IntuneComplete {
+		// The device may be enrolled on a page or in a group that could
+		// not be read: telling its user otherwise would be wrong.
+		p.mailWithheld++
 		return
 	}
 	plan.Notifications = append(plan.Notifications, notificationFor(rec, resend))

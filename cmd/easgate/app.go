@@ -158,6 +158,9 @@ func adapters(cfg *config.Config, log *slog.Logger, obs engine.CallObserver) (d 
 	}
 	ic.Observer = obs
 	in, err := intune.New(ic, log.With("subsystem", "intune"))
+	if errors.Is(err, intune.ErrConfig) {
+		return d, closes, usageError{fmt.Errorf("intune: %w", err)}
+	}
 	if err != nil {
 		return d, closes, fmt.Errorf("intune: %w", err)
 	}
@@ -181,7 +184,12 @@ func adapters(cfg *config.Config, log *slog.Logger, obs engine.CallObserver) (d 
 			}
 		}
 		m, err := mailer.New(mc, log.With("subsystem", "mailer"))
-		if err != nil {
+		switch {
+		case errors.Is(err, mailer.ErrConfig): // its text starts with "notify:"
+			return d, closes, usageError{err}
+		case errors.Is(err, mailer.ErrTemplate):
+			return d, closes, usageError{fmt.Errorf("notify: %w", err)}
+		case err != nil:
 			return d, closes, fmt.Errorf("notify: %w", err)
 		}
 		d.Mailer = m

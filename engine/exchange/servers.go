@@ -2,6 +2,7 @@ package exchange
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -30,7 +31,15 @@ type server struct {
 	janitor  *time.Timer
 	health   engine.Health
 	lastFail error
+	// undeleted are shells whose Delete failed (the server was down or
+	// failing): Windows keeps such a shell, counting against the user's
+	// quota of 30, until its idle timeout of hours, so they are deleted
+	// again once the server answers.
+	undeleted []*pooledShell
 }
+
+// maxUndeleted bounds the shells kept for another Delete.
+const maxUndeleted = 64
 
 func newServer(c *Client, ep endpoint, auth authenticator) *server {
 	scheme := "http"
@@ -93,6 +102,9 @@ func (s *server) open(ctx context.Context) (*pooledShell, error) {
 func (s *server) release(sh *pooledShell) {
 	sh.tr.bind(context.Background())
 	s.mu.Lock()
+	if len(s.undeleted) > 0 && !s.c.isClosed() {
+		s.c.background(s.deleteUndeleted) // the server answers again
+	}
 	if s.c.isClosed() || s.c.cfg.ShellIdle <= 0 || len(s.idle) >= s.c.cfg.Parallel {
 		s.mu.Unlock()
 		sh.destroy()
@@ -147,7 +159,35 @@ func (s *server) closeIdle() {
 		}()
 	}
 	wg.Wait()
+	s.deleteUndeleted()
 	s.auth.closeIdle()
+}
+
+// deleteUndeleted tries once more to delete the shells whose Delete
+// failed; one that fails again is kept for the next try.
+func (s *server) deleteUndeleted() {
+	s.mu.Lock()
+	left := s.undeleted
+	s.undeleted = nil
+	s.mu.Unlock()
+	for _, sh := range left {
+		sh.tr.bind(context.Background())
+		sh.destroy()
+	}
+}
+
+// keepUndeleted keeps a shell whose Delete failed with err for another
+// try, unless the server said it no longer has it.
+func (s *server) keepUndeleted(sh *pooledShell, err error) {
+	var f *FaultError
+	if errors.As(err, &f) && f.Subcode == "w:InvalidSelectors" {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.undeleted) < maxUndeleted {
+		s.undeleted = append(s.undeleted, sh)
+	}
 }
 
 // destroy deletes the shell on the server, with a context of its own, so
@@ -157,6 +197,7 @@ func (sh *pooledShell) destroy() {
 	defer sh.tr.close()
 	if err := sh.shell.Close(); err != nil {
 		sh.srv.c.log.Debug("delete shell failed", logServer, sh.srv.name, logError, err)
+		sh.srv.keepUndeleted(sh, err)
 	}
 }
 
