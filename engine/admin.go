@@ -90,7 +90,7 @@ func (e *Engine) reconcile(ctx context.Context, keys []DeviceKey, actor string) 
 	var res *applied
 	if len(out.Plan.Changes) > 0 {
 		res = &applied{notified: map[DeviceKey]NotifyState{}}
-		e.change(ctx, rc, out.Plan.Changes, res)
+		e.change(ctx, rc, out.Plan.Changes, res, nil)
 		if res.failed > 0 {
 			for _, r := range res.results {
 				if !r.OK {
@@ -102,7 +102,7 @@ func (e *Engine) reconcile(ctx context.Context, keys []DeviceKey, actor string) 
 	return e.mutate(ctx, nil, func(next *State, c *Commit) {
 		mbs := next.Mailboxes
 		if res != nil {
-			mbs = appliedLists(st.Mailboxes, res.results)
+			mbs = appliedLists(st.Mailboxes, res.results, false)
 			next.Owned = maps.Clone(next.Owned)
 			for _, o := range res.owned {
 				next.Owned[o.Key()] = o

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -34,11 +35,14 @@ var applyRetryDelays = []time.Duration{time.Second, 3 * time.Second}
 // notifyParallel is how many notifications are sent at once.
 const notifyParallel = 4
 
-// apply sends the plan's notifications, then makes its changes: the user
-// learns why mail stops before it stops.
+// apply sends the plan's notifications and makes its changes: a change
+// that blocks a device waits until the device's notification was tried
+// and journaled, so the user learns why mail stops before it stops; every
+// other change goes ahead meanwhile.
 func (e *Engine) apply(ctx context.Context, rc *run, plan *Plan, prev map[DeviceKey]DeviceRecord) *applied {
 	res := &applied{notified: map[DeviceKey]NotifyState{}}
-	e.notify(ctx, rc, plan.Notifications, prev, res)
+	n := e.startNotify(ctx, rc, plan.Notifications, prev, res)
+	defer n.finish()
 	var grandfather, rest []Change
 	for _, c := range plan.Changes {
 		if c.Grandfather {
@@ -49,12 +53,13 @@ func (e *Engine) apply(ctx context.Context, rc *run, plan *Plan, prev map[Device
 	}
 	if plan.OrgDefault != nil {
 		// Every grandfathering entry must be in place before the switch.
-		e.change(ctx, rc, grandfather, res)
+		e.change(ctx, rc, grandfather, res, n)
 		e.switchOrgDefault(ctx, rc, plan.OrgDefault, res)
 	} else {
 		rest = plan.Changes
 	}
-	e.change(ctx, rc, rest, res)
+	e.change(ctx, rc, rest, res, n)
+	n.finish()
 	e.remove(ctx, rc, plan.Removals, res)
 	return res
 }
@@ -142,76 +147,213 @@ func (e *Engine) remove(ctx context.Context, rc *run, rs []Removal, res *applied
 
 // notify sends notifications, a few at a time, and journals each.
 func (e *Engine) notify(ctx context.Context, rc *run, ns []Notification, prev map[DeviceKey]DeviceRecord, res *applied) {
+	e.startNotify(ctx, rc, ns, prev, res).finish()
+}
+
+// notifier is the notifications of a run going out in the background. A
+// nil notifier has nothing to send.
+type notifier struct {
+	// tried has a channel per device, closed once its notification was
+	// tried and journaled (or will not be: the run was cancelled).
+	tried map[DeviceKey]chan struct{}
+	done  chan struct{} // closed when every notification is tried and journaled
+	// quiet stops notify progress events once changes report theirs.
+	quiet atomic.Bool
+}
+
+// wait waits until the notifications of the devices the changes block
+// were tried; false when ctx ended first.
+func (n *notifier) wait(ctx context.Context, changes []Change) bool {
+	if n == nil {
+		return ctx.Err() == nil
+	}
+	for _, c := range changes {
+		if !c.Blocks() {
+			continue
+		}
+		ch, ok := n.tried[KeyOf(c.Mailbox, c.DeviceID)]
+		if !ok {
+			continue
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return false
+		}
+	}
+	return ctx.Err() == nil
+}
+
+// finish waits until every notification was tried and journaled.
+func (n *notifier) finish() {
+	if n != nil {
+		<-n.done
+	}
+}
+
+// Notifications are journaled in chunks of at most notifyJournalChunk
+// entries, at least every notifyJournalEvery.
+const (
+	notifyJournalChunk = 1000
+	notifyJournalEvery = 200 * time.Millisecond
+)
+
+// startNotify starts sending notifications, a few at a time, in the order
+// the changes' batches go out; each is journaled, in chunks, as it is
+// tried.
+func (e *Engine) startNotify(ctx context.Context, rc *run, ns []Notification, prev map[DeviceKey]DeviceRecord, res *applied) *notifier {
 	if len(ns) == 0 {
-		return
+		return nil
 	}
 	t := e.now()
 	rc.progress(PhaseNotify, 0, len(ns))
 	if e.deps.Mailer == nil {
 		rc.problem("%d notification(s) planned but no mailer is configured", len(ns))
 		rc.phase(PhaseNotify, t, nil)
-		return
+		return nil
 	}
-	var (
-		wg      sync.WaitGroup
-		sem     = make(chan struct{}, notifyParallel)
-		entries = make([]JournalEntry, len(ns))
-		done    int
-	)
-	for i, n := range ns {
-		if ctx.Err() != nil {
-			break
+	n := &notifier{tried: make(map[DeviceKey]chan struct{}, len(ns)), done: make(chan struct{})}
+	for _, x := range ns {
+		if _, ok := n.tried[x.Device]; !ok {
+			n.tried[x.Device] = make(chan struct{})
 		}
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			err := e.deps.Mailer.Send(ctx, n)
-			now := e.now()
-			st := prev[n.Device].Notify
-			st.LastTried = now
-			j := JournalEntry{Time: now, RunID: rc.r.ID, Kind: JournalNotify, Device: n.Device, Actor: rc.actor, OK: err == nil}
-			if err != nil {
-				st.LastError = err.Error()
-				j.Error = err.Error()
-				j.Message = "enrollment notification to " + n.To + " failed"
-			} else {
-				if st.FirstSent.IsZero() {
-					st.FirstSent = now
-				}
-				st.LastSent, st.LastError = now, ""
-				st.Count++
-				j.Message = "enrollment notification sent to " + n.To
-				if n.Resend {
-					j.Message = "enrollment notification resent to " + n.To
-				}
-			}
-			entries[i] = j
-			res.mu.Lock()
-			res.notified[n.Device] = st
-			if err == nil {
-				res.sent++
-			}
-			done++
-			d := done
-			res.mu.Unlock()
-			if d%50 == 0 {
-				rc.progress(PhaseNotify, d, len(ns))
-			}
-		}()
 	}
-	wg.Wait()
-	entries = slices.DeleteFunc(entries, func(j JournalEntry) bool { return j.Kind == "" })
-	if failed := len(entries) - res.sent; failed > 0 {
-		rc.problem("%d notification(s) failed; they are retried next run", failed)
-	}
-	saved, err := e.deps.Store.RecordChanges(context.WithoutCancel(ctx), entries, nil, nil)
+	// batches sorts changes by mailbox: send in the same order, so the
+	// first batches' notifications go out first.
+	order := slices.Clone(ns)
+	slices.SortStableFunc(order, func(a, b Notification) int {
+		return strings.Compare(strings.ToLower(a.Mailbox), strings.ToLower(b.Mailbox))
+	})
+	entries := make([]JournalEntry, len(order))
+	completed := make(chan int, len(order))
+	go func() {
+		defer close(completed)
+		var (
+			wg   sync.WaitGroup
+			sem  = make(chan struct{}, notifyParallel)
+			done int
+		)
+		for i, x := range order {
+			if ctx.Err() != nil {
+				break
+			}
+			sem <- struct{}{}
+			wg.Add(1)
+			go func() {
+				defer func() { <-sem; wg.Done() }()
+				entries[i] = e.sendOne(ctx, rc, x, prev, res)
+				res.mu.Lock()
+				done++
+				d := done
+				res.mu.Unlock()
+				if d%50 == 0 && !n.quiet.Load() {
+					rc.progress(PhaseNotify, d, len(order))
+				}
+				completed <- i
+			}()
+		}
+		wg.Wait()
+	}()
+	go func() {
+		defer close(n.done)
+		var (
+			journalErr error
+			tried      int
+			chunk      []JournalEntry
+			keys       []DeviceKey
+			closed     = make(map[DeviceKey]bool, len(n.tried))
+		)
+		// n.tried is only read once built; closed keeps a device notified
+		// twice from being closed twice.
+		release := func(k DeviceKey) {
+			if ch, ok := n.tried[k]; ok && !closed[k] {
+				closed[k] = true
+				close(ch)
+			}
+		}
+		flush := func() {
+			if len(chunk) > 0 {
+				saved, err := e.deps.Store.RecordChanges(context.WithoutCancel(ctx), chunk, nil, nil)
+				if err != nil {
+					journalErr = err
+					rc.problem("journal notifications: %v", err)
+				}
+				rc.journaled(saved)
+			}
+			for _, k := range keys {
+				release(k)
+			}
+			chunk, keys = chunk[:0], keys[:0]
+		}
+		// Entries are journaled in chunks, every notifyJournalEvery or
+		// notifyJournalChunk entries: a transaction per notification would
+		// write the store's pages over and over.
+		tick := time.NewTicker(notifyJournalEvery)
+		defer tick.Stop()
+	loop:
+		for {
+			select {
+			case i, ok := <-completed:
+				if !ok {
+					break loop
+				}
+				tried++
+				chunk = append(chunk, entries[i])
+				keys = append(keys, order[i].Device)
+				if len(chunk) >= notifyJournalChunk {
+					flush()
+				}
+			case <-tick.C:
+				flush()
+			}
+		}
+		flush()
+		for k := range n.tried { // never tried: the run was cancelled
+			release(k)
+		}
+		res.mu.Lock()
+		sent := res.sent
+		res.mu.Unlock()
+		if failed := tried - sent; failed > 0 {
+			rc.problem("%d notification(s) failed; they are retried next run", failed)
+		}
+		if !n.quiet.Load() {
+			rc.progress(PhaseNotify, tried, len(order))
+		}
+		rc.phase(PhaseNotify, t, journalErr)
+	}()
+	return n
+}
+
+// sendOne sends one notification and returns its journal entry.
+func (e *Engine) sendOne(ctx context.Context, rc *run, x Notification, prev map[DeviceKey]DeviceRecord, res *applied) JournalEntry {
+	err := e.deps.Mailer.Send(ctx, x)
+	now := e.now()
+	st := prev[x.Device].Notify
+	st.LastTried = now
+	j := JournalEntry{Time: now, RunID: rc.r.ID, Kind: JournalNotify, Device: x.Device, Actor: rc.actor, OK: err == nil}
 	if err != nil {
-		rc.problem("journal notifications: %v", err)
+		st.LastError = err.Error()
+		j.Error = err.Error()
+		j.Message = "enrollment notification to " + x.To + " failed"
+	} else {
+		if st.FirstSent.IsZero() {
+			st.FirstSent = now
+		}
+		st.LastSent, st.LastError = now, ""
+		st.Count++
+		j.Message = "enrollment notification sent to " + x.To
+		if x.Resend {
+			j.Message = "enrollment notification resent to " + x.To
+		}
 	}
-	rc.journaled(saved)
-	rc.progress(PhaseNotify, len(entries), len(ns))
-	rc.phase(PhaseNotify, t, err)
+	res.mu.Lock()
+	res.notified[x.Device] = st
+	if err == nil {
+		res.sent++
+	}
+	res.mu.Unlock()
+	return j
 }
 
 // batches cuts changes into batches of about size, never splitting one
@@ -234,11 +376,14 @@ func batches(changes []Change, size int) [][]Change {
 
 // change applies list changes in batches, up to ApplyParallel at once,
 // journaling each change before and after.
-func (e *Engine) change(ctx context.Context, rc *run, changes []Change, res *applied) {
+func (e *Engine) change(ctx context.Context, rc *run, changes []Change, res *applied, n *notifier) {
 	if len(changes) == 0 {
 		return
 	}
 	t := e.now()
+	if n != nil {
+		n.quiet.Store(true)
+	}
 	rc.progress(PhaseApply, 0, len(changes))
 	var (
 		wg   sync.WaitGroup
@@ -246,7 +391,7 @@ func (e *Engine) change(ctx context.Context, rc *run, changes []Change, res *app
 		done int
 	)
 	for _, b := range batches(changes, e.opt.ApplyBatch) {
-		if ctx.Err() != nil {
+		if !n.wait(ctx, b) {
 			break
 		}
 		sem <- struct{}{}
@@ -404,37 +549,52 @@ func (e *Engine) tally(res *applied, results []ChangeResult, owned []OwnedEntry,
 
 // nextState builds the state a run leaves behind, on top of base (the
 // current state when the run commits, which may carry an admin's link made
-// while the run went on).
-func (e *Engine) nextState(base *State, w *World, out *PlanOutput, res *applied, started time.Time, kind RunKind) *State {
+// while the run went on). When fresh, w's maps and out.Records belong to
+// this run alone and become the new state's, changed in place; otherwise
+// (an approved plan, whose world is the current state) they are copied.
+// base's maps are shared until they change: a State is never modified
+// once published.
+func (e *Engine) nextState(base *State, w *World, out *PlanOutput, res *applied, started time.Time, kind RunKind, fresh bool) *State {
 	next := &State{
 		Serial:    base.Serial,
 		Meta:      base.Meta,
 		MDM:       w.MDM,
-		Links:     maps.Clone(base.Links),
-		Owned:     maps.Clone(base.Owned),
-		Overrides: maps.Clone(base.Overrides),
+		Links:     base.Links,
+		Owned:     base.Owned,
+		Overrides: base.Overrides,
 		HeldPlan:  base.HeldPlan,
 	}
-	for _, k := range out.Expired {
-		delete(next.Overrides, k)
-	}
-	for _, l := range out.NewLinks {
-		if _, taken := next.Links[l.Device]; !taken {
-			next.Links[l.Device] = l
+	if len(out.Expired) > 0 {
+		next.Overrides = maps.Clone(base.Overrides)
+		for _, k := range out.Expired {
+			delete(next.Overrides, k)
 		}
 	}
-	for _, k := range out.Disowned {
-		delete(next.Owned, k)
+	if len(out.NewLinks) > 0 {
+		next.Links = maps.Clone(base.Links)
+		for _, l := range out.NewLinks {
+			if _, taken := next.Links[l.Device]; !taken {
+				next.Links[l.Device] = l
+			}
+		}
+	}
+	if len(out.Disowned) > 0 || (res != nil && len(res.owned)+len(res.disowned) > 0) {
+		next.Owned = maps.Clone(base.Owned)
+		for _, k := range out.Disowned {
+			delete(next.Owned, k)
+		}
+		if res != nil {
+			for _, o := range res.owned {
+				next.Owned[o.Key()] = o
+			}
+			for _, k := range res.disowned {
+				delete(next.Owned, k)
+			}
+		}
 	}
 	next.Mailboxes = w.Mailboxes
 	if res != nil {
-		for _, o := range res.owned {
-			next.Owned[o.Key()] = o
-		}
-		for _, k := range res.disowned {
-			delete(next.Owned, k)
-		}
-		next.Mailboxes = appliedLists(w.Mailboxes, res.results)
+		next.Mailboxes = appliedLists(w.Mailboxes, res.results, fresh)
 	}
 	org := w.Org
 	if res != nil && res.orgDefault != "" {
@@ -446,9 +606,13 @@ func (e *Engine) nextState(base *State, w *World, out *PlanOutput, res *applied,
 			removed[KeyOf(r.Mailbox, r.DeviceID)] = true
 		}
 	}
-	next.Records = make(map[DeviceKey]DeviceRecord, len(out.Records))
+	next.Records = out.Records
+	if !fresh {
+		next.Records = make(map[DeviceKey]DeviceRecord, len(out.Records))
+	}
 	for k, r := range out.Records {
 		if removed[k] {
+			delete(next.Records, k) // deleting the entry being ranged over is safe
 			continue
 		}
 		if r.IsEAS() {
@@ -488,9 +652,14 @@ func (e *Engine) nextState(base *State, w *World, out *PlanOutput, res *applied,
 	return next
 }
 
-// appliedLists returns the mailboxes with the successful changes made.
-func appliedLists(mbs map[string]Mailbox, results []ChangeResult) map[string]Mailbox {
-	out := maps.Clone(mbs)
+// appliedLists returns the mailboxes with the successful changes made: mbs
+// itself, changed in place, when it is this run's own (fresh), else a copy.
+// A changed mailbox's lists are copied either way.
+func appliedLists(mbs map[string]Mailbox, results []ChangeResult, fresh bool) map[string]Mailbox {
+	out := mbs
+	if !fresh {
+		out = maps.Clone(mbs)
+	}
 	touched := map[string]bool{}
 	for _, r := range results {
 		if !r.OK {

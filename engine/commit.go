@@ -1,8 +1,10 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"reflect"
 	"slices"
 	"time"
 )
@@ -14,7 +16,7 @@ func (e *Engine) commitRun(ctx context.Context, rc *run, p *pending) error {
 	defer e.commitMu.Unlock()
 	cur := e.current()
 	r := rc.r
-	next := e.nextState(cur, p.world, p.out, p.applied, r.Started, r.Kind)
+	next := e.nextState(cur, p.world, p.out, p.applied, r.Started, r.Kind, !p.approved)
 	if p.approved {
 		next.Meta = cur.Meta // nothing was observed: the watermarks stay
 		next.HeldPlan = nil
@@ -52,77 +54,61 @@ func (e *Engine) commitRun(ctx context.Context, rc *run, p *pending) error {
 	return nil
 }
 
-// diff returns the commit that turns cur into next.
+// diff returns the commit that turns cur into next. Each part lists the
+// entries that changed, in key order; maps the two states share are
+// equal, and only the changed keys are sorted.
 func diff(cur, next *State) *Commit {
 	c := &Commit{}
 	if !metaEqual(&cur.Meta, &next.Meta) {
 		m := next.Meta
 		c.Meta = &m
 	}
-	for _, k := range sortedKeys(next.Records) {
-		if old, ok := cur.Records[k]; !ok || old != next.Records[k] {
-			c.PutRecords = append(c.PutRecords, next.Records[k])
-		}
-	}
-	for _, k := range sortedKeys(cur.Records) {
-		if _, ok := next.Records[k]; !ok {
-			c.DeleteRecords = append(c.DeleteRecords, k)
-		}
-	}
-	for _, k := range sortedKeys(next.MDM) {
-		if old, ok := cur.MDM[k]; !ok || old != next.MDM[k] {
-			c.PutMDM = append(c.PutMDM, next.MDM[k])
-		}
-	}
-	for _, k := range sortedKeys(cur.MDM) {
-		if _, ok := next.MDM[k]; !ok {
-			c.DeleteMDM = append(c.DeleteMDM, k)
-		}
-	}
-	for _, k := range sortedKeys(next.Mailboxes) {
-		if old, ok := cur.Mailboxes[k]; !ok || !mailboxEqual(&old, ptr(next.Mailboxes[k])) {
-			c.PutMailboxes = append(c.PutMailboxes, next.Mailboxes[k])
-		}
-	}
-	for _, k := range sortedKeys(cur.Mailboxes) {
-		if _, ok := next.Mailboxes[k]; !ok {
-			c.DeleteMailbox = append(c.DeleteMailbox, k)
-		}
-	}
-	for _, k := range sortedKeys(next.Links) {
-		if old, ok := cur.Links[k]; !ok || old != next.Links[k] {
-			c.PutLinks = append(c.PutLinks, next.Links[k])
-		}
-	}
-	for _, k := range sortedKeys(cur.Links) {
-		if _, ok := next.Links[k]; !ok {
-			c.DeleteLinks = append(c.DeleteLinks, k)
-		}
-	}
-	for _, k := range sortedKeys(next.Owned) {
-		if old, ok := cur.Owned[k]; !ok || old != next.Owned[k] {
-			c.PutOwned = append(c.PutOwned, next.Owned[k])
-		}
-	}
-	for _, k := range sortedKeys(cur.Owned) {
-		if _, ok := next.Owned[k]; !ok {
-			c.DeleteOwned = append(c.DeleteOwned, k)
-		}
-	}
-	for _, k := range sortedKeys(next.Overrides) {
-		if old, ok := cur.Overrides[k]; !ok || old != next.Overrides[k] {
-			c.PutOverrides = append(c.PutOverrides, next.Overrides[k])
-		}
-	}
-	for _, k := range sortedKeys(cur.Overrides) {
-		if _, ok := next.Overrides[k]; !ok {
-			c.DeleteOverrides = append(c.DeleteOverrides, k)
-		}
-	}
+	c.PutRecords, c.DeleteRecords = diffMap(cur.Records, next.Records, func(a, b *DeviceRecord) bool { return *a == *b })
+	c.PutMDM, c.DeleteMDM = diffMap(cur.MDM, next.MDM, func(a, b *MDMDevice) bool { return *a == *b })
+	c.PutMailboxes, c.DeleteMailbox = diffMap(cur.Mailboxes, next.Mailboxes, mailboxEqual)
+	c.PutLinks, c.DeleteLinks = diffMap(cur.Links, next.Links, func(a, b *Link) bool { return *a == *b })
+	c.PutOwned, c.DeleteOwned = diffMap(cur.Owned, next.Owned, func(a, b *OwnedEntry) bool { return *a == *b })
+	c.PutOverrides, c.DeleteOverrides = diffMap(cur.Overrides, next.Overrides, func(a, b *Override) bool { return *a == *b })
 	if cur.HeldPlan != next.HeldPlan {
 		c.SetHeldPlan, c.HeldPlan = true, next.HeldPlan
 	}
 	return c
+}
+
+// diffMap returns next's entries that are new or changed since cur, and
+// the keys of cur's entries next lacks, both in key order.
+func diffMap[K cmp.Ordered, V any](cur, next map[K]V, equal func(a, b *V) bool) (puts []V, deletes []K) {
+	if sameMap(cur, next) {
+		return nil, nil
+	}
+	var changed []K
+	for k, v := range next {
+		if old, ok := cur[k]; !ok || !equal(&old, &v) {
+			changed = append(changed, k)
+		}
+	}
+	slices.Sort(changed)
+	if len(changed) > 0 {
+		puts = make([]V, len(changed))
+		for i, k := range changed {
+			puts[i] = next[k]
+		}
+	}
+	for k := range cur {
+		if _, ok := next[k]; !ok {
+			deletes = append(deletes, k)
+		}
+	}
+	slices.Sort(deletes)
+	return puts, deletes
+}
+
+// sameMap reports whether a and b are the same map (not merely equal).
+func sameMap[K comparable, V any](a, b map[K]V) bool {
+	if a == nil || b == nil || len(a) != len(b) {
+		return false
+	}
+	return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
 }
 
 func mailboxEqual(a, b *Mailbox) bool {

@@ -178,7 +178,7 @@ func (c *Client) hostname(ctx context.Context, s *server) (string, error) {
 	var out strings.Builder
 	none := func(*server) ([]byte, error) { return nil, nil }
 	start := time.Now()
-	res, err := c.command(ctx, s, "hostname", "hostname", none, func(_ int, line []byte) { out.Write(line) })
+	res, err := c.command(ctx, s, "hostname", "hostname", none, nil, func(_ int, line []byte) { out.Write(line) })
 	c.observe("hostname", time.Since(start), err)
 	if err != nil {
 		return "", fmt.Errorf("run hostname: %w", err)

@@ -22,13 +22,17 @@ type inventoryPayload struct {
 	Stats bool    `json:"stats"` // read last sync times (Get-MobileDeviceStatistics)
 }
 
-// Inventory reads Exchange in one PowerShell process: the organisation's
-// ActiveSync settings and device access rules, every mobile device (or,
-// with q.Since set, those first synced since then), and the CAS mailboxes
-// holding them. A line the parser cannot read, an error the script
+// Inventory reads Exchange: the organisation's ActiveSync settings and
+// device access rules, every mobile device (or, with q.Since set, those
+// first synced since then), and the CAS mailboxes holding them. A quick
+// inventory runs in one PowerShell process; a full one spreads its work
+// over up to Parallel processes (fullInventory). A line the parser cannot read, an error the script
 // reports, or output that ends early is listed in Problems, which makes
 // the inventory incomplete; a failure of the whole run is an error.
 func (c *Client) Inventory(ctx context.Context, q engine.InventoryQuery) (*engine.ExchangeInventory, error) {
+	if q.Since.IsZero() {
+		return c.fullInventory(ctx, q)
+	}
 	var since *string
 	if !q.Since.IsZero() {
 		s := q.Since.UTC().Format(time.RFC3339)
@@ -190,10 +194,11 @@ func (b *inventoryBuilder) finish(stderr *stderrRecords) *engine.ExchangeInvento
 		}
 		byDN[key] = m
 	}
-	seen := map[engine.DeviceKey]bool{}
+	seen := make(map[engine.DeviceKey]bool, len(b.devices))
 	used := map[*engine.Mailbox]bool{}
 	noStats := 0
 	keys := make([]engine.DeviceKey, 0, len(b.devices))
+	inv.Devices = make([]engine.EASDevice, 0, len(b.devices))
 	for _, r := range b.devices {
 		d := r.d
 		m := byDN[strings.ToLower(r.mailboxDN)]
@@ -223,6 +228,7 @@ func (b *inventoryBuilder) finish(stderr *stderrRecords) *engine.ExchangeInvento
 		inv.Devices = append(inv.Devices, d)
 		keys = append(keys, key)
 	}
+	b.devices = nil // copied into inv.Devices
 	for _, m := range byDN {
 		if !inv.Quick || used[m] {
 			inv.Mailboxes = append(inv.Mailboxes, *m)
@@ -237,18 +243,33 @@ func (b *inventoryBuilder) finish(stderr *stderrRecords) *engine.ExchangeInvento
 	return inv
 }
 
-// sortByKey sorts devices by their keys, given in the same order.
+// sortByKey sorts devices by their keys, given in the same order, in
+// place: it sorts a permutation and then follows its cycles, so that no
+// second copy of the devices is made.
 func sortByKey(devices []engine.EASDevice, keys []engine.DeviceKey) {
-	order := make([]int, len(devices))
+	order := make([]int32, len(devices))
 	for i := range order {
-		order[i] = i
+		order[i] = int32(i)
 	}
-	slices.SortFunc(order, func(a, b int) int { return strings.Compare(string(keys[a]), string(keys[b])) })
-	sorted := make([]engine.EASDevice, len(devices))
-	for i, j := range order {
-		sorted[i] = devices[j]
+	slices.SortFunc(order, func(a, b int32) int { return strings.Compare(string(keys[a]), string(keys[b])) })
+	// devices[i] must become devices[order[i]].
+	for i := range order {
+		if order[i] < 0 {
+			continue
+		}
+		tmp := devices[i]
+		j := i
+		for {
+			k := int(order[j])
+			order[j] = -1
+			if k == i {
+				devices[j] = tmp
+				break
+			}
+			devices[j] = devices[k]
+			j = k
+		}
 	}
-	copy(devices, sorted)
 }
 
 // mailboxOf maps a mailbox line; addresses lose their smtp: prefix.

@@ -96,7 +96,10 @@ type record struct {
 }
 
 // lineParser decodes stdout lines into one reused record.
-type lineParser struct{ rec record }
+type lineParser struct {
+	rec     record
+	scratch []byte // fastRecord's
+}
 
 // parse decodes one stdout line, an object or an array of objects
 // (ConvertTo-Json of a collection), and hands each record to each; the
@@ -110,6 +113,10 @@ func (p *lineParser) parse(line []byte, each func(*record)) error {
 	}
 	switch line[0] {
 	case '{':
+		if fastRecord(line, &p.rec, &p.scratch) {
+			each(&p.rec)
+			return nil
+		}
 		p.rec = record{}
 		if err := json.Unmarshal(line, &p.rec); err != nil {
 			return err

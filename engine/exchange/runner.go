@@ -54,15 +54,26 @@ func (c *Client) run(ctx context.Context, s Script, payload payloadFunc, onLine 
 
 // runOn runs a script on one server (pin), or on the first that takes it.
 func (c *Client) runOn(ctx context.Context, pin *server, s Script, payload payloadFunc, onLine lineFunc) (*runResult, error) {
+	return c.runFed(ctx, pin, s, payload, nil, onLine)
+}
+
+// runFed runs a script like runOn; when feed is not nil, the payload goes
+// out as the first line of stdin, followed by every chunk received from
+// feed as it comes, and stdin ends when feed is closed (or ctx ends): the
+// script reads its work a line at a time while it runs.
+func (c *Client) runFed(ctx context.Context, pin *server, s Script, payload payloadFunc, feed <-chan []byte, onLine lineFunc) (*runResult, error) {
 	stdin := func(srv *server) ([]byte, error) {
 		b, err := asciiJSON(payload(c.session(srv)))
 		if err != nil {
 			return nil, fmt.Errorf("encode payload of %s: %w", s.Name, err)
 		}
+		if feed != nil {
+			b = append(b, '\n')
+		}
 		return b, nil
 	}
 	start := time.Now()
-	res, err := c.command(ctx, pin, s.Name, commandLine(s), stdin, onLine)
+	res, err := c.command(ctx, pin, s.Name, commandLine(s), stdin, feed, onLine)
 	outcome := err
 	if outcome == nil {
 		outcome = scriptError(s, res)
@@ -75,7 +86,7 @@ func (c *Client) runOn(ctx context.Context, pin *server, s Script, payload paylo
 // it, in failover order (or on pin alone). A server that cannot be reached
 // is skipped for CoolDown and the command goes to the next; once a
 // command has started, its outcome is final.
-func (c *Client) command(ctx context.Context, pin *server, name, line string, stdin func(*server) ([]byte, error), onLine lineFunc) (*runResult, error) {
+func (c *Client) command(ctx context.Context, pin *server, name, line string, stdin func(*server) ([]byte, error), feed <-chan []byte, onLine lineFunc) (*runResult, error) {
 	if c.isClosed() {
 		return nil, ErrClosed
 	}
@@ -98,7 +109,7 @@ func (c *Client) command(ctx context.Context, pin *server, name, line string, st
 			return nil, err
 		}
 		attempt := time.Now()
-		res, started, err := srv.execute(ctx, name, line, in, onLine)
+		res, started, err := srv.execute(ctx, name, line, in, feed, onLine)
 		switch {
 		case started:
 			srv.answered(err)
@@ -124,13 +135,13 @@ func (c *Client) command(ctx context.Context, pin *server, name, line string, st
 // there is one (and a fresh one if the server forgot it), else a new one.
 // started reports whether the command got to run; if it did not, the
 // server took no action.
-func (s *server) execute(ctx context.Context, name, line string, stdin []byte, onLine lineFunc) (res *runResult, started bool, err error) {
+func (s *server) execute(ctx context.Context, name, line string, stdin []byte, feed <-chan []byte, onLine lineFunc) (res *runResult, started bool, err error) {
 	for attempt := 0; ; attempt++ {
 		sh, reused, err := s.acquire(ctx)
 		if err != nil {
 			return nil, false, err
 		}
-		res, started, err := sh.run(ctx, name, line, stdin, onLine)
+		res, started, err := sh.run(ctx, name, line, stdin, feed, onLine)
 		if started {
 			if err == nil && ctx.Err() == nil {
 				s.release(sh)
@@ -151,7 +162,7 @@ func (s *server) execute(ctx context.Context, name, line string, stdin []byte, o
 // run runs one command line in the shell, with stdin, handing every
 // stdout line to onLine as it arrives. started reports whether the server
 // accepted the command.
-func (sh *pooledShell) run(ctx context.Context, name, line string, stdin []byte, onLine lineFunc) (res *runResult, started bool, err error) {
+func (sh *pooledShell) run(ctx context.Context, name, line string, stdin []byte, feed <-chan []byte, onLine lineFunc) (res *runResult, started bool, err error) {
 	srv := sh.srv
 	log := srv.c.log.With("script", name, logServer, srv.name)
 	sh.tr.bind(ctx)
@@ -167,20 +178,41 @@ func (sh *pooledShell) run(ctx context.Context, name, line string, stdin []byte,
 	// after the command finished).
 	var wg sync.WaitGroup
 	wg.Add(2)
+	exited := make(chan struct{}) // the command's output ended: it wants no more stdin
 	go func() {
 		defer wg.Done()
 		// The library sends EnvelopeSize-1000 bytes per Send, which base64
 		// grows past EnvelopeSize; keep each Send within it.
 		chunk := max(1024, (srv.c.cfg.EnvelopeSize-2048)/4*3)
-		for rest := stdin; len(rest) > 0; {
-			n := min(chunk, len(rest))
-			if _, err := cmd.Stdin.Write(rest[:n]); err != nil {
-				if ctx.Err() == nil {
-					log.Warn("send stdin failed", logError, err)
+		send := func(b []byte) bool {
+			for rest := b; len(rest) > 0; {
+				n := min(chunk, len(rest))
+				if _, err := cmd.Stdin.Write(rest[:n]); err != nil {
+					if ctx.Err() == nil {
+						log.Warn("send stdin failed", logError, err)
+					}
+					return false
 				}
+				rest = rest[n:]
+			}
+			return true
+		}
+		if !send(stdin) {
+			return
+		}
+		for feed != nil {
+			select {
+			case b, ok := <-feed:
+				if !ok {
+					feed = nil
+				} else if !send(b) {
+					return
+				}
+			case <-ctx.Done():
+				return
+			case <-exited:
 				return
 			}
-			rest = rest[n:]
 		}
 		if err := cmd.Stdin.Close(); err != nil && ctx.Err() == nil {
 			log.Warn("close stdin failed", logError, err)
@@ -194,6 +226,7 @@ func (sh *pooledShell) run(ctx context.Context, name, line string, stdin []byte,
 		_, _ = io.Copy(io.Discard, cmd.Stderr)
 	}()
 	readErr := readLines(cmd.Stdout, res, onLine)
+	close(exited)
 	wg.Wait()
 	cmd.Wait()
 	sh.tr.detach()

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"easgate/engine"
+	"easgate/engine/exchange"
 	simexchange "easgate/engine/sim/exchange"
 	"easgate/engine/sim/org"
 )
@@ -104,8 +105,8 @@ func TestProcessStartsDoNotGrowWithTheOrganisation(t *testing.T) {
 			if len(inv.Mailboxes) != tt.users || len(inv.Devices) != tt.devices {
 				t.Errorf("%d mailboxes, %d devices: want %d and %d", len(inv.Mailboxes), len(inv.Devices), tt.users, tt.devices)
 			}
-			if n := e.host.Starts(); n > 3 {
-				t.Errorf("inventory of %d mailboxes, %d devices started powershell %d times, want at most 3", len(inv.Mailboxes), len(inv.Devices), n)
+			if n := e.host.Starts(); n > exchange.DefaultParallel {
+				t.Errorf("inventory of %d mailboxes, %d devices started powershell %d times, want at most %d (Parallel)", len(inv.Mailboxes), len(inv.Devices), n, exchange.DefaultParallel)
 			}
 			if st := e.winrm.Stats(); st.Oversize != 0 {
 				t.Errorf("%d answers over MaxEnvelopeSize", st.Oversize)

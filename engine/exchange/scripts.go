@@ -3,6 +3,7 @@ package exchange
 import (
 	_ "embed"
 	"encoding/base64"
+	"strings"
 	"unicode/utf16"
 )
 
@@ -24,6 +25,8 @@ var (
 	finallyPS string
 	//go:embed scripts/inventory.ps1
 	inventoryPS string
+	//go:embed scripts/inventory2.ps1
+	inventory2PS string
 	//go:embed scripts/apply.ps1
 	applyPS string
 	//go:embed scripts/probe.ps1
@@ -50,6 +53,7 @@ const MaxScriptLength = 3000
 // Script names; the marker line of each script carries its name.
 const (
 	scriptInventory  = "inventory/1"
+	scriptInventory2 = "inventory/2"
 	scriptApply      = "apply/1"
 	scriptProbe      = "probe/1"
 	scriptServers    = "servers/1"
@@ -62,6 +66,7 @@ const (
 
 var (
 	inventoryScript  = compose(scriptInventory, inventoryPS)
+	inventory2Script = composeFed(scriptInventory2, inventory2PS)
 	applyScript      = compose(scriptApply, applyPS)
 	probeScript      = compose(scriptProbe, probePS)
 	serversScript    = compose(scriptServers, serversPS)
@@ -76,9 +81,21 @@ func compose(name, body string) Script {
 	return Script{Name: name, Text: "# easgate-script: " + name + "\n" + bootstrapPS + body + finallyPS}
 }
 
+// readPayload is how the bootstrap reads its payload: all of stdin.
+const readPayload = "[Console]::In.ReadToEnd()"
+
+// composeFed composes a script that is fed its work while it runs: the
+// bootstrap reads only the payload's line, and the body reads the rest
+// of stdin a line at a time.
+func composeFed(name, body string) Script {
+	s := compose(name, body)
+	s.Text = strings.Replace(s.Text, readPayload, "[Console]::In.ReadLine()", 1)
+	return s
+}
+
 // Scripts returns every script the adapter can send.
 func Scripts() []Script {
-	return []Script{inventoryScript, applyScript, probeScript, serversScript, removeScript, wipeScript,
+	return []Script{inventoryScript, inventory2Script, applyScript, probeScript, serversScript, removeScript, wipeScript,
 		statsScript, orgDefaultScript, ruleScript}
 }
 

@@ -72,7 +72,8 @@ func TestScriptsTakeDataOnlyFromStdin(t *testing.T) {
 				t.Errorf("%s contains %q: payload data must never become code", s.Name, banned)
 			}
 		}
-		if !strings.Contains(s.Text, "[Console]::In.ReadToEnd()|ConvertFrom-Json") {
+		if !strings.Contains(s.Text, "[Console]::In.ReadToEnd()|ConvertFrom-Json") &&
+			!strings.Contains(s.Text, "[Console]::In.ReadLine()|ConvertFrom-Json") {
 			t.Errorf("%s does not read its payload from stdin", s.Name)
 		}
 		if !strings.Contains(s.Text, "}finally{if($r){Remove-PSSession $r}}") {

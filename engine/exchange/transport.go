@@ -75,6 +75,45 @@ type transport struct {
 	mu      sync.Mutex
 	ctx     context.Context
 	release context.CancelFunc
+	// lastReceive is when the shell's last Receive was answered, and
+	// quick how many Receives in a row came back sooner than
+	// receivePacing after they went out.
+	lastReceive time.Time
+	quick       int
+}
+
+// receiveAction marks a Receive envelope.
+const receiveAction = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/Receive<"
+
+// receivePacing is the least time between the answer to one Receive and
+// the next once output streams: receivePaceAfter Receives in a row each
+// answered at once. A script writing a line every few milliseconds (a
+// result per Set-CASMailbox) would otherwise cost a round trip a line;
+// paced, one Receive collects every line written meanwhile. A short
+// command's few Receives are never held back.
+const (
+	receivePacing    = 100 * time.Millisecond
+	receivePaceAfter = 4
+)
+
+// pace holds a Receive back until receivePacing after the last one, when
+// output streams.
+func (t *transport) pace(ctx context.Context) error {
+	t.mu.Lock()
+	wait := receivePacing - time.Since(t.lastReceive)
+	streaming := t.quick >= receivePaceAfter
+	t.mu.Unlock()
+	if wait <= 0 || !streaming {
+		return nil
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 var _ winrm.Transporter = (*transport)(nil)
@@ -94,6 +133,7 @@ func (t *transport) context() context.Context {
 func (t *transport) bind(ctx context.Context) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.quick = 0
 	if t.release != nil {
 		t.release()
 		t.release = nil
@@ -123,7 +163,27 @@ func (t *transport) close() {
 
 // Post sends one envelope and returns the answer.
 func (t *transport) Post(_ *winrm.Client, m *soap.SoapMessage) (string, error) {
-	body := []byte(m.String())
+	var received int64 // the answer's size, read by the pacing bookkeeping
+	text := m.String()
+	if strings.Contains(text, receiveAction) {
+		if err := t.pace(t.context()); err != nil {
+			return "", &connError{kind: ErrConnection, err: fmt.Errorf("wait to receive output from %s: %w", t.srv.url, err)}
+		}
+		sent := time.Now()
+		defer func() {
+			t.mu.Lock()
+			t.lastReceive = time.Now()
+			// A quick, small answer: the script writes slower than we
+			// read. A full one means output is queued: read on at once.
+			if t.lastReceive.Sub(sent) < receivePacing && received < int64(t.srv.c.cfg.EnvelopeSize/2) {
+				t.quick++
+			} else {
+				t.quick = 0
+			}
+			t.mu.Unlock()
+		}()
+	}
+	body := []byte(text)
 	req, err := http.NewRequestWithContext(t.context(), http.MethodPost, t.srv.url, nil)
 	if err != nil {
 		return "", &connError{kind: ErrConnection, err: fmt.Errorf("build request for %s: %w", t.srv.url, err)}
@@ -142,6 +202,7 @@ func (t *transport) Post(_ *winrm.Client, m *soap.SoapMessage) (string, error) {
 		answer.Grow(int(resp.ContentLength))
 	}
 	n, err := io.Copy(&answer, io.LimitReader(resp.Body, maxResponse+1))
+	received = n
 	wire.received.Add(n)
 	if err != nil {
 		return "", classify(fmt.Errorf("read answer from %s: %w", t.srv.url, err))

@@ -3,6 +3,7 @@ package mailer
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 
@@ -32,13 +34,16 @@ const (
 )
 
 // Mailer sends enrollment notifications over SMTP. It is safe for
-// concurrent use; each Send uses its own connection.
+// concurrent use; concurrent sends use connections of their own, and a
+// connection is reused for the next sends (connMaxMessages at most).
+// Close it when done.
 type Mailer struct {
 	cfg  Config
 	from *mail.Address
 	tmpl *templates
 	tls  *tls.Config
 	log  *slog.Logger
+	pool connPool
 }
 
 var _ engine.Mailer = (*Mailer)(nil)
@@ -135,7 +140,7 @@ func (m *Mailer) send(ctx context.Context, n engine.Notification) error {
 	return m.deliver(ctx, m.message(to, rendered))
 }
 
-// deliver sends one message over a connection of its own.
+// deliver sends one message over a pooled connection, or a new one.
 func (m *Mailer) deliver(ctx context.Context, msg *gomail.Msg) (err error) {
 	if o := m.cfg.Observer; o != nil {
 		began := time.Now()
@@ -143,36 +148,187 @@ func (m *Mailer) deliver(ctx context.Context, msg *gomail.Msg) (err error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, m.cfg.Timeout)
 	defer cancel()
-	// go-mail watches the context only while it dials; closing the
-	// connection when the context ends bounds the rest of the session too.
-	var stop func() bool
-	defer func() {
-		if stop != nil {
-			stop()
+	if c := m.pool.get(); c != nil {
+		err := c.send(ctx, msg)
+		if err == nil {
+			m.pool.put(c)
+			return nil
 		}
-	}()
+		c.close()
+		var se *gomail.SendError
+		if !errors.As(err, &se) || se.Reason != gomail.ErrConnCheck || ctx.Err() != nil {
+			return err
+		}
+		// The server closed the idle connection (NOOP failed before MAIL
+		// FROM): nothing was sent; send it over a new one.
+	}
+	c, err := m.dial(ctx)
+	if err != nil {
+		return err
+	}
+	if err := c.send(ctx, msg); err != nil {
+		c.close()
+		return err
+	}
+	m.pool.put(c)
+	return nil
+}
+
+// dial opens a connection: TCP, EHLO, STARTTLS, AUTH.
+func (m *Mailer) dial(ctx context.Context) (*conn, error) {
+	c := &conn{}
 	// go-mail joins host and port without brackets, which breaks IPv6
 	// literals; dial the properly joined address instead.
 	dial := func(dctx context.Context, network, _ string) (net.Conn, error) {
 		var d net.Dialer
-		conn, err := d.DialContext(dctx, network, m.server())
+		raw, err := d.DialContext(dctx, network, m.server())
 		if err != nil {
 			return nil, err
 		}
-		stop = context.AfterFunc(ctx, func() { _ = conn.Close() })
-		return conn, nil
+		c.raw = raw
+		return raw, nil
 	}
 	client, err := gomail.NewClient(m.cfg.Host, m.clientOptions(dial)...)
 	if err != nil {
-		return fmt.Errorf("set up smtp client: %w", err)
+		return nil, fmt.Errorf("set up smtp client: %w", err)
 	}
-	if err := client.DialAndSendWithContext(ctx, msg); err != nil {
+	c.client = client
+	// go-mail watches the context only while it dials; closing the
+	// connection when the context ends bounds the rest of the session too.
+	err = c.guard(ctx, func() error { return client.DialWithContext(ctx) })
+	if err != nil {
+		if c.raw != nil {
+			_ = c.raw.Close()
+		}
+		return nil, err
+	}
+	return c, nil
+}
+
+// Close closes the idle connections. Sends after Close open new ones.
+func (m *Mailer) Close() error {
+	m.pool.drain()
+	return nil
+}
+
+// Connection reuse. Sending a notification over a connection of its own
+// costs a TCP and a TLS handshake and an AUTH exchange each; a run that
+// mails thousands of users spends most of its CPU there. A connection is
+// kept after a send for the next one, for at most connMaxMessages
+// messages (Exchange's receive connectors take 20 a connection by
+// default: MaxMessagesPerConnection) and connIdle idle.
+const (
+	connMaxMessages = 20
+	connIdle        = 10 * time.Second
+	connPoolSize    = 8
+)
+
+// conn is one SMTP session.
+type conn struct {
+	client *gomail.Client
+	raw    net.Conn
+	sent   int
+	idle   *time.Timer // closes the connection when it idles too long
+}
+
+// guard runs fn, closing the connection if ctx ends first.
+func (c *conn) guard(ctx context.Context, fn func() error) error {
+	stop := context.AfterFunc(ctx, func() {
+		if c.raw != nil {
+			_ = c.raw.Close()
+		}
+	})
+	err := fn()
+	stop()
+	if err != nil {
 		if cerr := ctx.Err(); cerr != nil {
 			return fmt.Errorf("%w: %w", cerr, err) // the real cause, not "use of closed network connection"
 		}
-		return err
+	}
+	return err
+}
+
+// send sends one message; go-mail checks the connection with NOOP first
+// and resets the session after.
+func (c *conn) send(ctx context.Context, msg *gomail.Msg) error {
+	err := c.guard(ctx, func() error { return c.client.Send(msg) })
+	if err == nil {
+		c.sent++
+	}
+	return err
+}
+
+// close ends the session with QUIT, or drops it.
+func (c *conn) close() {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = c.client.Close()
+	}()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+	}
+	if c.raw != nil {
+		_ = c.raw.Close()
+	}
+}
+
+// connPool keeps idle connections.
+type connPool struct {
+	mu   sync.Mutex
+	idle []*conn
+}
+
+func (p *connPool) get() *conn {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for len(p.idle) > 0 {
+		c := p.idle[len(p.idle)-1]
+		p.idle = p.idle[:len(p.idle)-1]
+		if c.idle.Stop() {
+			return c
+		}
+		// Its idle timer fired and is closing it.
 	}
 	return nil
+}
+
+func (p *connPool) put(c *conn) {
+	if c.sent >= connMaxMessages {
+		go c.close()
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.idle) >= connPoolSize {
+		go c.close()
+		return
+	}
+	c.idle = time.AfterFunc(connIdle, func() {
+		p.mu.Lock()
+		for i, x := range p.idle {
+			if x == c {
+				p.idle = append(p.idle[:i], p.idle[i+1:]...)
+				break
+			}
+		}
+		p.mu.Unlock()
+		c.close()
+	})
+	p.idle = append(p.idle, c)
+}
+
+func (p *connPool) drain() {
+	p.mu.Lock()
+	idle := p.idle
+	p.idle = nil
+	p.mu.Unlock()
+	for _, c := range idle {
+		if c.idle.Stop() {
+			c.close()
+		}
+	}
 }
 
 func (m *Mailer) clientOptions(dial gomail.DialContextFunc) []gomail.Option {

@@ -1,6 +1,7 @@
 package exchange
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -78,6 +79,9 @@ type Counters struct {
 	Sessions int64            `json:"sessions"` // Exchange sessions opened (remote or snap-in)
 	Scripts  map[string]int64 `json:"scripts"`  // easgate scripts run, by name
 	Busy     time.Duration    `json:"busy"`     // time the cost model slept
+	// Work is what the cmdlets did, item by item: what the cost model
+	// charges for.
+	Work Work `json:"work"`
 }
 
 // Host is the simulated powershell.exe of an Exchange server. It is a
@@ -90,6 +94,7 @@ type Host struct {
 	opened   atomic.Int64
 	busy     atomic.Int64
 	perRun   sync.Map // script name → *atomic.Int64
+	work     workCounters
 	deleteMu sync.Mutex
 	deletes  map[string][]time.Time // lower-cased UPN → Remove-MobileDevice times
 
@@ -131,7 +136,8 @@ func New(cfg Config) *Host {
 
 // Counters returns what the host did so far.
 func (h *Host) Counters() Counters {
-	c := Counters{Starts: h.starts.Load(), Sessions: h.opened.Load(), Scripts: map[string]int64{}, Busy: time.Duration(h.busy.Load())}
+	c := Counters{Starts: h.starts.Load(), Sessions: h.opened.Load(), Scripts: map[string]int64{}, Busy: time.Duration(h.busy.Load()),
+		Work: h.work.load()}
 	h.perRun.Range(func(k, v any) bool {
 		c.Scripts[k.(string)] = v.(*atomic.Int64).Load()
 		return true
@@ -177,6 +183,7 @@ type payload struct {
 	Import   []string `json:"import"`
 	Since    *string  `json:"since"`
 	Stats    bool     `json:"stats"`
+	Devices  bool     `json:"devices"` // inventory/2: stream the devices before reading requests
 	Edits    []edit   `json:"edits"`
 	// The admin scripts' data.
 	Mailbox        string `json:"mailbox"`
@@ -209,6 +216,7 @@ type run struct {
 	stdout  io.Writer
 	errs    *clixml
 	meter   *meter
+	in      *bufio.Reader // the rest of stdin, for a script that reads it a line at a time
 }
 
 var markerRE = regexp.MustCompile(`(?m)^#\s*easgate-script:\s*([A-Za-z0-9-]+/[0-9]+)\s*$`)
@@ -249,16 +257,24 @@ func (h *Host) Run(ctx context.Context, p *winrm.Process) int {
 		errs.progress("Preparing modules for first use.")
 	}
 	var stdin []byte
-	if readsStdin(script) {
+	var in *bufio.Reader
+	switch {
+	case readsLines(script):
+		// The payload is the first line; the script reads the rest as it runs.
+		in = bufio.NewReaderSize(p.Stdin, 64<<10)
+		if stdin, err = readLine(in); err != nil && (err != io.EOF || len(stdin) == 0) {
+			return 1 // terminated while waiting for stdin
+		}
+	case readsStdin(script):
 		stdin, err = io.ReadAll(io.LimitReader(p.Stdin, maxStdin))
 		if err != nil {
 			return 1 // terminated while waiting for stdin
 		}
 	}
-	r := &run{ctx: ctx, host: p.Host, user: p.User, script: script, stdout: p.Stdout, errs: errs, meter: m}
+	r := &run{ctx: ctx, host: p.Host, user: p.User, script: script, stdout: p.Stdout, errs: errs, meter: m, in: in}
 	cmds, functions := scan(script)
 	r.cmds = cmds
-	if len(stdin) > 0 || readsStdin(script) {
+	if len(stdin) > 0 || readsStdin(script) || in != nil {
 		if err := json.Unmarshal(bytes.TrimPrefix(stdin, []byte("\xef\xbb\xbf")), &r.payload); err != nil {
 			errs.errorRecord(r.cmdletError("ConvertFrom-Json", "Invalid JSON primitive: "+firstWord(string(stdin))+".",
 				"NotSpecified: (:) [ConvertFrom-Json], ArgumentException", "System.ArgumentException,Microsoft.PowerShell.Commands.ConvertFromJsonCommand"))
@@ -303,6 +319,10 @@ func (h *Host) Run(ctx context.Context, p *winrm.Process) int {
 		perrRun = h.orgDefault(r)
 	case "rule/1":
 		perrRun = h.rule(r)
+	case "inventory/2":
+		perrRun = h.inventoryFed(r)
+	case scriptBaselineList, scriptBaselineMailbox, scriptBaselineChange:
+		perrRun = h.baseline(r, name)
 	case "servers/1":
 		perrRun = h.servers(r)
 	default:

@@ -290,17 +290,21 @@ func (h *Host) inventory(r *run) *psError {
 		if err := emit(&devices[i], cost.PerDevice); err != nil {
 			return err
 		}
+		h.work.devices.Add(1)
 	}
 	for i := range mailboxes {
 		if err := emit(&mailboxes[i], cost.PerMailbox+cost.PerUPNLookup); err != nil {
 			return err
 		}
+		h.work.mailboxes.Add(1)
+		h.work.upnLookups.Add(1)
 	}
 	if r.payload.Stats && len(identities) > 0 {
 		for i, id := range identities {
 			if err := emit(statLine{T: "stat", Identity: id, LastSuccessSync: isoTime(lastSync[i])}, cost.PerStatistic); err != nil {
 				return err
 			}
+			h.work.statistics.Add(1)
 		}
 	}
 	if !r.meter.settle(r.ctx) {
@@ -330,12 +334,14 @@ func (h *Host) apply(r *run) *psError {
 		if r.ctx.Err() != nil {
 			return errTerminated
 		}
+		ids := len(e.AllowAdd) + len(e.AllowRemove) + len(e.BlockAdd) + len(e.BlockRemove)
 		if c := h.cfg.Cost; c != nil {
-			ids := len(e.AllowAdd) + len(e.AllowRemove) + len(e.BlockAdd) + len(e.BlockRemove)
 			if !r.meter.charge(r.ctx, c.PerEdit, 1) || !r.meter.charge(r.ctx, c.PerChange, ids) || !r.meter.settle(r.ctx) {
 				return errTerminated
 			}
 		}
+		h.work.edits.Add(1)
+		h.work.editIDs.Add(int64(ids))
 		res := resultLine{T: "result", ID: e.ID, OK: true}
 		o.Mu.Lock()
 		var before, after [2][]string

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	gosmtp "github.com/emersion/go-smtp"
@@ -122,6 +123,25 @@ type Sink struct {
 	rejected map[string]bool
 	deferred map[string]bool
 	messages []Message
+
+	sessions, tlsSessions atomic.Int64
+}
+
+// Stats count what a sink has served.
+type Stats struct {
+	// Sessions counts SMTP sessions (a connection's EHLO, and again after
+	// STARTTLS); TLSSessions those over TLS, one per TLS handshake.
+	Sessions    int64 `json:"sessions"`
+	TLSSessions int64 `json:"tls_sessions"`
+	Messages    int64 `json:"messages"` // messages accepted
+}
+
+// Stats returns the sink's counters.
+func (s *Sink) Stats() Stats {
+	s.mu.Lock()
+	n := len(s.messages)
+	s.mu.Unlock()
+	return Stats{Sessions: s.sessions.Load(), TLSSessions: s.tlsSessions.Load(), Messages: int64(n)}
 }
 
 // Start listens on opts.Addr and serves SMTP until Close.
@@ -176,6 +196,10 @@ func (s *Sink) serveLocked(ln net.Listener) {
 	cut := make(chan struct{})
 	srv := gosmtp.NewServer(gosmtp.BackendFunc(func(c *gosmtp.Conn) (gosmtp.Session, error) {
 		_, isTLS := c.TLSConnectionState()
+		s.sessions.Add(1)
+		if isTLS {
+			s.tlsSessions.Add(1)
+		}
 		return &session{sink: s, cut: cut, tls: isTLS}, nil
 	}))
 	srv.Domain = s.opts.Domain
