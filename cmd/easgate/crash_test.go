@@ -59,7 +59,7 @@ func smallBatches(t *testing.T, s *sim.Sim) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := strings.Replace(string(b), "  parallel: 4\n", "  parallel: 1\n  apply_batch: 25\n", 1)
+	cfg := strings.Replace(string(b), "  parallel: 4\n  apply_batch: 500\n", "  parallel: 1\n  apply_batch: 25\n", 1)
 	if err := os.WriteFile(s.Info.ConfigFile, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}

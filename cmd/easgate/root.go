@@ -44,6 +44,7 @@ Run without a command it opens the console.`,
 		newCheckCmd(g),
 		newStoreCmd(g),
 		newVersionCmd(g),
+		newBenchCmd(g),
 	)
 	return root
 }

@@ -137,6 +137,12 @@ func TestDependencyRules(t *testing.T) {
 				if under(dep, "easgate/store") || under(dep, "easgate/tui") || under(dep, "easgate/engine/sim") || containsPrefix(adapters, dep) {
 					t.Errorf("%s imports %s: the control socket and metrics speak the engine's API only", owner, dep)
 				}
+			case under(owner, "easgate/internal/bench"):
+				// The harness measures easgate by running its binary: linking
+				// the engine, the store or an adapter would measure itself.
+				if under(dep, "easgate/engine") && !under(dep, "easgate/engine/sim") || under(dep, "easgate/store") || under(dep, "easgate/tui") {
+					t.Errorf("%s imports %s: the bench harness runs easgate as a process and links only the simulators", owner, dep)
+				}
 			case under(owner, "easgate/store"), under(owner, "easgate/config"):
 				if containsPrefix(adapters, dep) || under(dep, "easgate/tui") || under(dep, "easgate/engine/sim") {
 					t.Errorf("%s imports %s", owner, dep)
