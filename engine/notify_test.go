@@ -43,7 +43,9 @@ func (f *fakeIntune) ManagedDevices(context.Context, engine.MDMQuery) (*engine.M
 	return &engine.MDMInventory{Devices: f.devices}, nil
 }
 
-func (f *fakeIntune) GroupMembers(context.Context, string) ([]engine.DirectoryUser, error) { return nil, nil }
+func (f *fakeIntune) GroupMembers(context.Context, string) ([]engine.DirectoryUser, error) {
+	return nil, nil
+}
 
 type slowMailer struct {
 	delay time.Duration
