@@ -26,6 +26,14 @@ Run without a command it opens the console.`,
 		},
 	}
 	root.PersistentFlags().StringVar(&g.configPath, "config", "", "config file (default ./easgate.yaml, or $EASGATE_CONFIG)")
+	prof := &profiler{}
+	pf := root.PersistentFlags()
+	pf.StringVar(&prof.cpuPath, "cpuprofile", "", "write a CPU profile of the command to this file")
+	pf.StringVar(&prof.memPath, "memprofile", "", "write a heap profile of the command to this file")
+	_ = pf.MarkHidden("cpuprofile")
+	_ = pf.MarkHidden("memprofile")
+	root.PersistentPreRunE = func(*cobra.Command, []string) error { return prof.start() }
+	root.PersistentPostRunE = func(*cobra.Command, []string) error { return prof.stop() }
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(
 		newTUICmd(g),
