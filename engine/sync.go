@@ -108,6 +108,10 @@ func (e *Engine) execute(ctx context.Context, req SyncRequest) (*RunReport, erro
 		Links: st.Links, Owned: st.Owned, Prev: st.Records, PrevMDMCount: st.Meta.MDMCount, Overrides: st.Overrides,
 		RecentRemovals: st.Meta.RecentRemovals(start),
 	})
+	// The planned records hold every device now: the world's copy is
+	// garbage, a few hundred bytes a partnership that a large run should
+	// not carry through apply and commit.
+	w.EAS = nil
 	plan := out.Plan
 	plan.ID = r.ID
 	r.PlanID = plan.ID

@@ -262,7 +262,9 @@ func encodePuts[T any](bucket []byte, items []T, appendKey, appendVal func([]byt
 	var buf []byte
 	for i := range items {
 		if cap(buf)-len(buf) < 4096 {
-			buf = make([]byte, 0, arenaChunk)
+			// A batch of a few hundred entries needs kilobytes, not a
+			// whole chunk.
+			buf = make([]byte, 0, min(arenaChunk, 512*(len(items)-i)+4096))
 		}
 		ks := len(buf)
 		buf = appendKey(buf, &items[i])

@@ -25,12 +25,13 @@ type profiler struct {
 	stopped chan struct{}
 }
 
-// watchPeak takes a heap profile each time the heap's objects grow 10%
-// past the largest seen, so that the profile written shows what was live
-// at the command's peak rather than at its end.
+// watchPeak takes a heap profile each time the live heap (as the last GC
+// measured it) grows 10% past the largest seen, so that the profile
+// written shows what was live at the command's peak rather than at its
+// end.
 func (p *profiler) watchPeak() {
 	defer close(p.stopped)
-	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
 	var most uint64
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()

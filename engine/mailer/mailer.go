@@ -248,8 +248,7 @@ func (c *conn) guard(ctx context.Context, fn func() error) error {
 	return err
 }
 
-// send sends one message; go-mail checks the connection with NOOP first
-// and resets the session after.
+// send sends one message; go-mail checks the connection with NOOP first.
 func (c *conn) send(ctx context.Context, msg *gomail.Msg) error {
 	err := c.guard(ctx, func() error { return c.client.Send(msg) })
 	if err == nil {
@@ -344,6 +343,11 @@ func (m *Mailer) clientOptions(dial gomail.DialContextFunc) []gomail.Option {
 		gomail.WithDialContextFunc(dial),
 		gomail.WithTLSConfig(m.tls),
 		gomail.WithTLSPolicy(policy),
+		// A delivered message ends its transaction and the next MAIL
+		// starts a new one (RFC 5321 3.3): RSET after every message would
+		// be a round trip per mail for nothing. go-mail still resets
+		// after a failed one.
+		gomail.WithoutRset(),
 	}
 	if m.cfg.Username != "" {
 		opts = append(opts, gomail.WithSMTPAuthCustom(&plainOrLogin{
