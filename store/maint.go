@@ -44,15 +44,19 @@ func (s *Store) BackupFile(path string) (int64, error) {
 	if same, _ := sameFile(path, s.path); same {
 		return 0, fmt.Errorf("back up store %s: the backup would overwrite the store", s.path)
 	}
-	n, err := writeAtomic(path, func(f *os.File) (int64, error) { return s.Backup(f) })
+	n, err := WriteFileAtomic(path, s.Backup)
 	if err != nil {
 		return n, fmt.Errorf("back up store %s to %s: %w", s.path, path, err)
 	}
 	return n, nil
 }
 
-// writeAtomic writes a file through a temporary file in the same directory.
-func writeAtomic(path string, write func(f *os.File) (int64, error)) (int64, error) {
+// WriteFileAtomic writes path through a temporary file (mode 0600) in the
+// same directory, fsynced and renamed over path, and syncs the directory:
+// path holds either its old content or all that write wrote. It returns
+// the bytes written. A backup streamed from the service lands this way
+// too.
+func WriteFileAtomic(path string, write func(w io.Writer) (int64, error)) (int64, error) {
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, filepath.Base(path)+".tmp*")
 	if err != nil {

@@ -87,7 +87,11 @@ func backupRemote(ctx context.Context, a *app, dst string, stdout io.Writer) (in
 	if dst == "-" {
 		return a.remote.Backup(ctx, stdout)
 	}
-	return writeFileAtomic(dst, func(w io.Writer) (int64, error) { return a.remote.Backup(ctx, w) })
+	n, err := store.WriteFileAtomic(dst, func(w io.Writer) (int64, error) { return a.remote.Backup(ctx, w) })
+	if err != nil {
+		return n, fmt.Errorf("write %s: %w", dst, err)
+	}
+	return n, nil
 }
 
 // backupLocal opens the store read-only and copies it.
@@ -101,31 +105,6 @@ func backupLocal(cfg *config.Config, dst string, stdout io.Writer) (int64, error
 		return st.Backup(stdout)
 	}
 	return st.BackupFile(dst)
-}
-
-// writeFileAtomic writes path (0600) through a temporary file beside it,
-// synced and renamed over it.
-func writeFileAtomic(path string, write func(w io.Writer) (int64, error)) (int64, error) {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, filepath.Base(path)+".tmp*")
-	if err != nil {
-		return 0, fmt.Errorf("write %s: %w", path, err)
-	}
-	n, err := write(tmp)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		_ = os.Remove(tmp.Name())
-		return n, fmt.Errorf("write %s: %w", path, err)
-	}
-	return n, nil
 }
 
 // verifyStore opens a store file read-only and closes it.
