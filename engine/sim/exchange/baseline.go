@@ -29,23 +29,11 @@ func (h *Host) baseline(r *run, name string) *psError {
 	if name == scriptBaselineChange {
 		return h.apply(r)
 	}
-	cost := h.cfg.Cost
-	if cost == nil {
-		cost = &Cost{}
-	}
+	cost := h.cost()
 	o := h.cfg.Org
 	var out lines
 	out.add(beginLine{T: "begin", Script: name})
-	emit := func(v any, d time.Duration) *psError {
-		if !r.meter.charge(r.ctx, d, 1) {
-			return errTerminated
-		}
-		out.add(v)
-		if out.Len() >= flushAt {
-			return r.flush(&out)
-		}
-		return nil
-	}
+	emit := func(v any, d time.Duration) *psError { return r.emit(&out, v, d) }
 	var (
 		mailboxes []mailboxLine
 		devices   []deviceLine

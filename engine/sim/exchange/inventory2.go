@@ -76,21 +76,9 @@ func readLine(in *bufio.Reader) ([]byte, error) {
 // Get-MobileDeviceStatistics of each partnership, and a done line.
 func (h *Host) inventoryFed(r *run) *psError {
 	o := h.cfg.Org
-	cost := h.cfg.Cost
-	if cost == nil {
-		cost = &Cost{}
-	}
+	cost := h.cost()
 	var out lines
-	emit := func(v any, d time.Duration) *psError {
-		if !r.meter.charge(r.ctx, d, 1) {
-			return errTerminated
-		}
-		out.add(v)
-		if out.Len() >= flushAt {
-			return r.flush(&out)
-		}
-		return nil
-	}
+	emit := func(v any, d time.Duration) *psError { return r.emit(&out, v, d) }
 	out.add(beginLine{T: "begin", Script: "inventory/2"})
 	end := fedEnd{T: "end"}
 	if r.payload.Devices {

@@ -119,6 +119,27 @@ func (l *lines) add(v any) {
 
 // flush writes the collected lines to the script's stdout, in pieces the
 // size of a pipe's buffer so a slow reader holds the writer back.
+// emit charges d for one object, adds its line, and writes the lines
+// out once they fill a chunk: a streaming script's output.
+func (r *run) emit(out *lines, v any, d time.Duration) *psError {
+	if !r.meter.charge(r.ctx, d, 1) {
+		return errTerminated
+	}
+	out.add(v)
+	if out.Len() >= flushAt {
+		return r.flush(out)
+	}
+	return nil
+}
+
+// cost is the cost model, or a zero one when it is off.
+func (h *Host) cost() *Cost {
+	if h.cfg.Cost == nil {
+		return &Cost{}
+	}
+	return h.cfg.Cost
+}
+
 func (r *run) flush(l *lines) *psError {
 	for b := l.Bytes(); len(b) > 0; {
 		n := min(len(b), 64<<10)
@@ -271,21 +292,9 @@ func (h *Host) inventory(r *run) *psError {
 	}
 	o.Mu.RUnlock()
 
-	cost := h.cfg.Cost
-	if cost == nil {
-		cost = &Cost{}
-	}
+	cost := h.cost()
 	out := &head
-	emit := func(v any, d time.Duration) *psError {
-		if !r.meter.charge(r.ctx, d, 1) {
-			return errTerminated
-		}
-		out.add(v)
-		if out.Len() >= flushAt {
-			return r.flush(out)
-		}
-		return nil
-	}
+	emit := func(v any, d time.Duration) *psError { return r.emit(out, v, d) }
 	for i := range devices {
 		if err := emit(&devices[i], cost.PerDevice); err != nil {
 			return err
