@@ -14,6 +14,24 @@ import (
 // permissions are then the only guard.
 var errNoPeerCredentials = errors.New("peer credentials are not available on this platform")
 
+// onSocket runs get on the descriptor of a Unix-socket connection, for a
+// getsockopt; what get fails with is returned as is.
+func onSocket(c net.Conn, get func(fd int) error) error {
+	uc, ok := c.(*net.UnixConn)
+	if !ok {
+		return fmt.Errorf("peer credentials of a %T", c)
+	}
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var gerr error
+	if err := raw.Control(func(fd uintptr) { gerr = get(int(fd)) }); err != nil {
+		return err
+	}
+	return gerr
+}
+
 // creds are the credentials of the process at the other end of a connection.
 type creds struct {
 	uid, gid uint32
