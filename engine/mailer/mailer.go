@@ -86,6 +86,10 @@ func New(cfg Config, log *slog.Logger) (*Mailer, error) {
 			MinVersion:         tls.VersionTLS12,
 			RootCAs:            cfg.RootCAs,
 			InsecureSkipVerify: cfg.InsecureSkipVerify, //nolint:gosec // the admin's explicit choice, off by default
+			// Each connection carries connMaxMessages mails, so a large run
+			// opens thousands; resuming the TLS session spares each new one
+			// the certificate chain and its verification.
+			ClientSessionCache: tls.NewLRUClientSessionCache(2 * connPoolSize),
 		},
 		log: log,
 	}
@@ -155,12 +159,11 @@ func (m *Mailer) deliver(ctx context.Context, msg *gomail.Msg) (err error) {
 			return nil
 		}
 		c.close()
-		var se *gomail.SendError
-		if !errors.As(err, &se) || se.Reason != gomail.ErrConnCheck || ctx.Err() != nil {
+		if !unsent(err) || ctx.Err() != nil {
 			return err
 		}
-		// The server closed the idle connection (NOOP failed before MAIL
-		// FROM): nothing was sent; send it over a new one.
+		// The server closed the kept connection before MAIL FROM was
+		// answered: nothing was sent; send it over a new one.
 	}
 	c, err := m.dial(ctx)
 	if err != nil {
@@ -172,6 +175,23 @@ func (m *Mailer) deliver(ctx context.Context, msg *gomail.Msg) (err error) {
 	}
 	m.pool.put(c)
 	return nil
+}
+
+// unsent reports whether a send over a kept connection failed before the
+// server answered MAIL FROM: the connection was gone (no SMTP reply at
+// all), so the server holds no part of the message.
+func unsent(err error) bool {
+	var se *gomail.SendError
+	if !errors.As(err, &se) {
+		return false
+	}
+	switch se.Reason {
+	case gomail.ErrConnCheck:
+		return true
+	case gomail.ErrSMTPMailFrom:
+		return se.ErrorCode() == 0 // not an SMTP reply: a network error
+	}
+	return false
 }
 
 // dial opens a connection: TCP, EHLO, STARTTLS, AUTH.
@@ -248,7 +268,9 @@ func (c *conn) guard(ctx context.Context, fn func() error) error {
 	return err
 }
 
-// send sends one message; go-mail checks the connection with NOOP first.
+// send sends one message. go-mail's NOOP before each message is turned
+// off (a round trip per mail for nothing); a connection the server has
+// dropped fails at MAIL FROM instead, and deliver sends again on a new one.
 func (c *conn) send(ctx context.Context, msg *gomail.Msg) error {
 	err := c.guard(ctx, func() error { return c.client.Send(msg) })
 	if err == nil {
@@ -348,6 +370,7 @@ func (m *Mailer) clientOptions(dial gomail.DialContextFunc) []gomail.Option {
 		// be a round trip per mail for nothing. go-mail still resets
 		// after a failed one.
 		gomail.WithoutRset(),
+		gomail.WithoutNoop(),
 	}
 	if m.cfg.Username != "" {
 		opts = append(opts, gomail.WithSMTPAuthCustom(&plainOrLogin{

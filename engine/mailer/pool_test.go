@@ -2,6 +2,7 @@ package mailer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -65,6 +66,12 @@ func TestSendsReuseConnections(t *testing.T) {
 			if st.TLSSessions > most || st.TLSSessions < int64((tt.mails+connMaxMessages-1)/connMaxMessages) {
 				t.Errorf("%d TLS sessions for %d mails, want at most %d and a new one every %d mails", st.TLSSessions, tt.mails, most, connMaxMessages)
 			}
+			// Every connection after the first resumes a TLS session: only
+			// connections opened at once, before any session was cached,
+			// do a full handshake.
+			if full := st.TLSSessions - st.Resumed; full < 1 || full > int64(tt.parallel) {
+				t.Errorf("%d of %d TLS sessions were full handshakes, want 1 to %d", full, st.TLSSessions, tt.parallel)
+			}
 		})
 	}
 }
@@ -87,6 +94,24 @@ func TestSendAfterTheServerDroppedAnIdleConnection(t *testing.T) {
 	}
 	if st := s.Stats(); st.Messages != 2 || st.TLSSessions != 2 {
 		t.Errorf("%d messages over %d TLS sessions, want 2 over 2 (a new connection after the drop)", st.Messages, st.TLSSessions)
+	}
+}
+
+func TestMailFromRefusedIsNotSentAgain(t *testing.T) {
+	m, s := tlsMailer(t)
+	ctx := context.Background()
+	if err := m.Send(ctx, notification()); err != nil {
+		t.Fatal(err)
+	}
+	// A reply to MAIL FROM is the server's answer, not a dead connection:
+	// the message must not go out again over another one.
+	s.SetBackPressure(true)
+	err := m.Send(ctx, notification())
+	if !errors.Is(err, ErrTransient) {
+		t.Fatalf("send under back pressure: %v, want a transient failure", err)
+	}
+	if st := s.Stats(); st.Messages != 1 || st.TLSSessions != 1 {
+		t.Errorf("%d messages over %d TLS sessions, want 1 over 1: a refusal is not retried on a new connection", st.Messages, st.TLSSessions)
 	}
 }
 

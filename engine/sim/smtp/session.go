@@ -12,6 +12,7 @@ import (
 
 // Replies for refused commands, with the codes real servers use.
 var (
+	errBackPressure = &gosmtp.SMTPError{Code: 452, EnhancedCode: gosmtp.EnhancedCode{4, 3, 1}, Message: "Insufficient system resources"}
 	errTLSRequired  = &gosmtp.SMTPError{Code: 530, EnhancedCode: gosmtp.EnhancedCode{5, 7, 0}, Message: "Must issue a STARTTLS command first"}
 	errAuthRequired = &gosmtp.SMTPError{Code: 530, EnhancedCode: gosmtp.EnhancedCode{5, 7, 0}, Message: "Authentication required"}
 	errShutdown     = &gosmtp.SMTPError{Code: 421, EnhancedCode: gosmtp.EnhancedCode{4, 3, 2}, Message: "Service shutting down"}
@@ -75,6 +76,8 @@ func (s *session) Mail(from string, _ *gosmtp.MailOptions) error {
 		return errTLSRequired
 	case s.sink.opts.Username != "" && s.user == "":
 		return errAuthRequired
+	case s.sink.underPressure():
+		return errBackPressure
 	}
 	s.from = from
 	return nil

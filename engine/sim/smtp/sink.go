@@ -120,11 +120,12 @@ type Sink struct {
 	down     bool
 	closed   bool
 	delay    time.Duration
+	pressure bool // back pressure: MAIL FROM is refused with 452 4.3.1
 	rejected map[string]bool
 	deferred map[string]bool
 	messages []Message
 
-	sessions, tlsSessions atomic.Int64
+	sessions, tlsSessions, resumed atomic.Int64
 }
 
 // Stats count what a sink has served.
@@ -133,7 +134,8 @@ type Stats struct {
 	// STARTTLS); TLSSessions those over TLS, one per TLS handshake.
 	Sessions    int64 `json:"sessions"`
 	TLSSessions int64 `json:"tls_sessions"`
-	Messages    int64 `json:"messages"` // messages accepted
+	Resumed     int64 `json:"tls_resumed"` // TLS sessions that resumed an earlier one
+	Messages    int64 `json:"messages"`    // messages accepted
 }
 
 // Stats returns the sink's counters.
@@ -141,7 +143,7 @@ func (s *Sink) Stats() Stats {
 	s.mu.Lock()
 	n := len(s.messages)
 	s.mu.Unlock()
-	return Stats{Sessions: s.sessions.Load(), TLSSessions: s.tlsSessions.Load(), Messages: int64(n)}
+	return Stats{Sessions: s.sessions.Load(), TLSSessions: s.tlsSessions.Load(), Resumed: s.resumed.Load(), Messages: int64(n)}
 }
 
 // Start listens on opts.Addr and serves SMTP until Close.
@@ -195,10 +197,13 @@ func Start(opts Options) (*Sink, error) {
 func (s *Sink) serveLocked(ln net.Listener) {
 	cut := make(chan struct{})
 	srv := gosmtp.NewServer(gosmtp.BackendFunc(func(c *gosmtp.Conn) (gosmtp.Session, error) {
-		_, isTLS := c.TLSConnectionState()
+		cs, isTLS := c.TLSConnectionState()
 		s.sessions.Add(1)
 		if isTLS {
 			s.tlsSessions.Add(1)
+			if cs.DidResume {
+				s.resumed.Add(1)
+			}
 		}
 		return &session{sink: s, cut: cut, tls: isTLS}, nil
 	}))
@@ -320,6 +325,21 @@ func (s *Sink) AcceptRecipient(addr string) {
 	defer s.mu.Unlock()
 	delete(s.rejected, strings.ToLower(addr))
 	delete(s.deferred, strings.ToLower(addr))
+}
+
+// SetBackPressure makes the sink refuse MAIL FROM with 452 4.3.1, as an
+// Exchange transport under back pressure (its disk or memory over the
+// limit) does, until it is turned off again.
+func (s *Sink) SetBackPressure(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pressure = on
+}
+
+func (s *Sink) underPressure() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pressure
 }
 
 // SetDelay makes the sink hold each message's DATA for d before it answers.
