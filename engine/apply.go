@@ -228,30 +228,35 @@ func (e *Engine) startNotify(ctx context.Context, rc *run, ns []Notification, pr
 	completed := make(chan int, len(order))
 	go func() {
 		defer close(completed)
+		// A fixed set of senders: rendering a template needs a deep
+		// stack, which a goroutine per mail would grow afresh each time.
 		var (
 			wg   sync.WaitGroup
-			sem  = make(chan struct{}, notifyParallel)
+			next = make(chan int)
 			done int
 		)
-		for i, x := range order {
+		for range min(notifyParallel, len(order)) {
+			wg.Go(func() {
+				for i := range next {
+					entries[i] = e.sendOne(ctx, rc, order[i], prev, res)
+					res.mu.Lock()
+					done++
+					d := done
+					res.mu.Unlock()
+					if d%50 == 0 && !n.quiet.Load() {
+						rc.progress(PhaseNotify, d, len(order))
+					}
+					completed <- i
+				}
+			})
+		}
+		for i := range order {
 			if ctx.Err() != nil {
 				break
 			}
-			sem <- struct{}{}
-			wg.Add(1)
-			go func() {
-				defer func() { <-sem; wg.Done() }()
-				entries[i] = e.sendOne(ctx, rc, x, prev, res)
-				res.mu.Lock()
-				done++
-				d := done
-				res.mu.Unlock()
-				if d%50 == 0 && !n.quiet.Load() {
-					rc.progress(PhaseNotify, d, len(order))
-				}
-				completed <- i
-			}()
+			next <- i
 		}
+		close(next)
 		wg.Wait()
 	}()
 	go func() {
