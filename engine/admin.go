@@ -106,7 +106,7 @@ func (e *Engine) reconcile(ctx context.Context, keys []DeviceKey, actor string) 
 			next.Owned = maps.Clone(next.Owned)
 			for _, o := range res.owned {
 				next.Owned[o.Key()] = o
-				c.PutOwned = append(c.PutOwned, o)
+				c.PutOwned.Add(o)
 			}
 			for _, k := range res.disowned {
 				delete(next.Owned, k)
@@ -121,9 +121,9 @@ func (e *Engine) reconcile(ctx context.Context, keys []DeviceKey, actor string) 
 				r.AccessState, r.AccessReason = ExchangeAccess(w.Org, w.Rules, &mb, &r.EASDevice)
 			}
 			next.Records[k] = r
-			c.PutRecords = append(c.PutRecords, r)
+			c.PutRecords.Add(r)
 			if m, ok := mbs[strings.ToLower(r.Mailbox)]; ok && res != nil {
-				c.PutMailboxes = append(c.PutMailboxes, m)
+				c.PutMailboxes.Add(m)
 			}
 		}
 	})
@@ -165,7 +165,7 @@ func (e *Engine) Link(ctx context.Context, req LinkRequest) error {
 	if err := e.mutate(ctx, []JournalEntry{j}, func(next *State, c *Commit) {
 		next.Links = maps.Clone(next.Links)
 		next.Links[req.Device] = l
-		c.PutLinks = []Link{l}
+		c.PutLinks.Add(l)
 	}); err != nil {
 		return err
 	}
@@ -275,7 +275,7 @@ func (e *Engine) Resend(ctx context.Context, req ResendRequest) ([]NotifyResult,
 			}
 			r.Notify = s
 			next.Records[k] = r
-			c.PutRecords = append(c.PutRecords, r)
+			c.PutRecords.Add(r)
 		}
 	})
 	return out, err

@@ -68,18 +68,20 @@ func diff(cur, next *State) *Commit {
 	c.PutMailboxes, c.DeleteMailbox = diffMap(cur.Mailboxes, next.Mailboxes, mailboxEqual)
 	c.PutLinks, c.DeleteLinks = diffMap(cur.Links, next.Links, func(a, b *Link) bool { return *a == *b })
 	c.PutOwned, c.DeleteOwned = diffMap(cur.Owned, next.Owned, func(a, b *OwnedEntry) bool { return *a == *b })
-	c.PutOverrides, c.DeleteOverrides = diffMap(cur.Overrides, next.Overrides, func(a, b *Override) bool { return *a == *b })
+	overrides, deleted := diffMap(cur.Overrides, next.Overrides, func(a, b *Override) bool { return *a == *b })
+	c.PutOverrides, c.DeleteOverrides = overrides.Values(), deleted
 	if cur.HeldPlan != next.HeldPlan {
 		c.SetHeldPlan, c.HeldPlan = true, next.HeldPlan
 	}
 	return c
 }
 
-// diffMap returns next's entries that are new or changed since cur, and
-// the keys of cur's entries next lacks, both in key order.
-func diffMap[K cmp.Ordered, V any](cur, next map[K]V, equal func(a, b *V) bool) (puts []V, deletes []K) {
+// diffMap returns next's entries that are new or changed since cur, as
+// keys into next, and the keys of cur's entries next lacks, both in key
+// order.
+func diffMap[K cmp.Ordered, V any](cur, next map[K]V, equal func(a, b *V) bool) (puts Puts[K, V], deletes []K) {
 	if sameMap(cur, next) {
-		return nil, nil
+		return puts, nil
 	}
 	var changed []K
 	for k, v := range next {
@@ -89,10 +91,7 @@ func diffMap[K cmp.Ordered, V any](cur, next map[K]V, equal func(a, b *V) bool) 
 	}
 	slices.Sort(changed)
 	if len(changed) > 0 {
-		puts = make([]V, len(changed))
-		for i, k := range changed {
-			puts[i] = next[k]
-		}
+		puts = Puts[K, V]{Keys: changed, From: next}
 	}
 	for k := range cur {
 		if _, ok := next[k]; !ok {

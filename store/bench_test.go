@@ -118,7 +118,7 @@ func fillJournal(s *Store, snap *engine.Commit, n int) error {
 	for done := 0; done < n; done += batch {
 		entries := make([]engine.JournalEntry, 0, batch)
 		for i := done; i < min(n, done+batch); i++ {
-			r := &snap.PutRecords[(i/2)%len(snap.PutRecords)]
+			r := &snap.PutRecords.Items[(i/2)%len(snap.PutRecords.Items)]
 			stage := engine.StageBegin
 			if i%2 == 1 {
 				stage = engine.StageEnd
@@ -185,22 +185,22 @@ func BenchmarkCommitFull(b *testing.B) {
 // run, as a quick sync that found a few changes would.
 func deltaCommit(snap *engine.Commit, round int, expect uint64) *engine.Commit {
 	c := &engine.Commit{Expect: expect, Meta: &engine.Meta{LastQuick: t0.Add(time.Duration(round) * time.Minute)}}
-	for i := round % 100; i < len(snap.PutRecords); i += 100 {
-		r := snap.PutRecords[i]
+	for i := round % 100; i < len(snap.PutRecords.Items); i += 100 {
+		r := snap.PutRecords.Items[i]
 		r.LastSync = r.LastSync.Add(time.Duration(round+1) * time.Minute)
 		r.Decision.Reason += " (rechecked)"
-		c.PutRecords = append(c.PutRecords, r)
+		c.PutRecords.Items = append(c.PutRecords.Items, r)
 	}
-	for i := round % 100; i < len(snap.PutMDM); i += 100 {
-		m := snap.PutMDM[i]
+	for i := round % 100; i < len(snap.PutMDM.Items); i += 100 {
+		m := snap.PutMDM.Items[i]
 		m.LastSync = m.LastSync.Add(time.Duration(round+1) * time.Minute)
 		m.Compliance = engine.ComplianceNoncompliant
-		c.PutMDM = append(c.PutMDM, m)
+		c.PutMDM.Items = append(c.PutMDM.Items, m)
 	}
-	for i := round % 100; i < len(snap.PutMailboxes); i += 100 {
-		m := snap.PutMailboxes[i]
+	for i := round % 100; i < len(snap.PutMailboxes.Items); i += 100 {
+		m := snap.PutMailboxes.Items[i]
 		m.Allowed = append(append([]string(nil), m.Allowed...), fmt.Sprintf("NEW%029d", round))
-		c.PutMailboxes = append(c.PutMailboxes, m)
+		c.PutMailboxes.Items = append(c.PutMailboxes.Items, m)
 	}
 	c.Run = &engine.Run{ID: fmt.Sprintf("delta-%06d", round), Kind: engine.RunQuick, Started: t0.Add(time.Duration(round) * time.Minute),
 		Status: engine.StatusSucceeded, Counts: engine.Counts{EASDevices: scaleRecords}}
@@ -315,7 +315,7 @@ func BenchmarkJournal(b *testing.B) {
 	}
 	defer s.Close()
 	snap := scaleSnapshot()
-	dev := snap.PutRecords[12345].Key()
+	dev := snap.PutRecords.Items[12345].Key()
 	tests := []struct {
 		name string
 		q    engine.JournalQuery
@@ -352,7 +352,7 @@ func BenchmarkRecordChanges(b *testing.B) {
 	entries := make([]engine.JournalEntry, 100)
 	owned := make([]engine.OwnedEntry, 100)
 	for i := range entries {
-		r := &snap.PutRecords[i*997%len(snap.PutRecords)]
+		r := &snap.PutRecords.Items[i*997%len(snap.PutRecords.Items)]
 		entries[i] = g.journalEntry("bench", r.Key(), engine.StageBegin)
 		owned[i] = engine.OwnedEntry{Mailbox: r.Mailbox, DeviceID: r.DeviceID, List: engine.ListBlocked, Added: t0, RunID: "bench"}
 	}
@@ -371,7 +371,7 @@ func BenchmarkRecordChanges(b *testing.B) {
 // BenchmarkCodec compares the binary codec with encoding/json on the
 // full-scale device records.
 func BenchmarkCodec(b *testing.B) {
-	recs := scaleSnapshot().PutRecords[:10_000]
+	recs := scaleSnapshot().PutRecords.Items[:10_000]
 	bin := make([]string, len(recs))
 	js := make([][]byte, len(recs))
 	var binSize, jsSize int

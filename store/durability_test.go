@@ -38,7 +38,7 @@ func writeForever(path string) int {
 		for j := range 200 {
 			r := engine.DeviceRecord{EASDevice: engine.EASDevice{Mailbox: fmt.Sprintf("u%d@contoso.com", j),
 				DeviceID: fmt.Sprintf("dev%d", j), DeviceModel: strings.Repeat("m", 100+i%50), FirstSync: time.Unix(int64(i), 0).UTC()}}
-			c.PutRecords = append(c.PutRecords, r)
+			c.PutRecords.Items = append(c.PutRecords.Items, r)
 		}
 		c.Journal = []engine.JournalEntry{{Time: time.Now().UTC(), Kind: engine.JournalRun, Message: "commit " + strconv.Itoa(i)}}
 		if serial, err = s.Commit(ctx, c); err != nil {

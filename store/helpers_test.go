@@ -271,19 +271,19 @@ func (g *gen) snapshot(records, mdm, mailboxes int) *engine.Commit {
 	allowed := make(map[int][]string, mailboxes)
 	for i := range records {
 		r := g.record(i)
-		c.PutRecords = append(c.PutRecords, r)
+		c.PutRecords.Items = append(c.PutRecords.Items, r)
 		m := i * 2 / 3
 		if r.Decision.Access == engine.AccessAllow && m < mailboxes {
 			allowed[m] = append(allowed[m], r.DeviceID)
-			c.PutOwned = append(c.PutOwned, engine.OwnedEntry{Mailbox: r.Mailbox, DeviceID: r.DeviceID,
+			c.PutOwned.Items = append(c.PutOwned.Items, engine.OwnedEntry{Mailbox: r.Mailbox, DeviceID: r.DeviceID,
 				List: engine.ListAllowed, Added: t0, RunID: "run-0001"})
 		}
 	}
 	for i := range mdm {
-		c.PutMDM = append(c.PutMDM, g.mdm(i))
+		c.PutMDM.Items = append(c.PutMDM.Items, g.mdm(i))
 	}
 	for i := range mailboxes {
-		c.PutMailboxes = append(c.PutMailboxes, g.mailbox(i, allowed[i]))
+		c.PutMailboxes.Items = append(c.PutMailboxes.Items, g.mailbox(i, allowed[i]))
 	}
 	return c
 }

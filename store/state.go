@@ -254,26 +254,27 @@ const arenaChunk = 1 << 20
 // encodePuts encodes items into chunked buffers and returns their pairs
 // sorted by key; for equal keys the later item comes later, so it wins. The
 // engine hands over items in key order already; then the sort is skipped.
-func encodePuts[T any](bucket []byte, items []T, appendKey, appendVal func([]byte, *T) []byte) ([]kv, error) {
-	if len(items) == 0 {
+func encodePuts[K comparable, T any](bucket []byte, puts *engine.Puts[K, T], appendKey, appendVal func([]byte, *T) []byte) ([]kv, error) {
+	n := puts.Len()
+	if n == 0 {
 		return nil, nil
 	}
-	out := make([]kv, len(items))
+	out := make([]kv, 0, n)
 	var buf []byte
-	for i := range items {
+	for item := range puts.All {
 		if cap(buf)-len(buf) < 4096 {
 			// A batch of a few hundred entries needs kilobytes, not a
 			// whole chunk.
-			buf = make([]byte, 0, min(arenaChunk, 512*(len(items)-i)+4096))
+			buf = make([]byte, 0, min(arenaChunk, 512*(n-len(out))+4096))
 		}
 		ks := len(buf)
-		buf = appendKey(buf, &items[i])
+		buf = appendKey(buf, item)
 		ke := len(buf)
 		if err := checkKey(bucket, buf[ks:ke]); err != nil {
 			return nil, err
 		}
-		buf = appendVal(buf, &items[i])
-		out[i] = kv{buf[ks:ke:ke], buf[ke:len(buf):len(buf)]}
+		buf = appendVal(buf, item)
+		out = append(out, kv{buf[ks:ke:ke], buf[ke:len(buf):len(buf)]})
 	}
 	cmp := func(a, b kv) int { return bytes.Compare(a.k, b.k) }
 	if !slices.IsSortedFunc(out, cmp) {
@@ -353,7 +354,7 @@ func encodeJournalValues(entries []engine.JournalEntry) [][]byte {
 	return out
 }
 
-func encodeOwned(owned []engine.OwnedEntry, disowned []engine.OwnedKey) (write, error) {
+func encodeOwned(owned *engine.Puts[engine.OwnedKey, engine.OwnedEntry], disowned []engine.OwnedKey) (write, error) {
 	puts, err := encodePuts(bucketOwned, owned, ownedKey, appendOwned)
 	return write{bucket: bucketOwned, puts: puts, dels: encodeDels(disowned)}, err
 }
@@ -389,23 +390,23 @@ func prepareCommit(c *engine.Commit) (*preparedCommit, error) {
 			}
 		}
 	}
-	records, err := encodePuts(bucketRecords, c.PutRecords, recordKey, appendRecord)
+	records, err := encodePuts(bucketRecords, &c.PutRecords, recordKey, appendRecord)
 	if err != nil {
 		return nil, err
 	}
-	mdm, err := encodePuts(bucketMDM, c.PutMDM, mdmKey, appendMDM)
+	mdm, err := encodePuts(bucketMDM, &c.PutMDM, mdmKey, appendMDM)
 	if err != nil {
 		return nil, err
 	}
-	mailboxes, err := encodePuts(bucketMailboxes, c.PutMailboxes, mailboxKey, appendMailbox)
+	mailboxes, err := encodePuts(bucketMailboxes, &c.PutMailboxes, mailboxKey, appendMailbox)
 	if err != nil {
 		return nil, err
 	}
-	links, err := encodePuts(bucketLinks, c.PutLinks, linkKey, appendLink)
+	links, err := encodePuts(bucketLinks, &c.PutLinks, linkKey, appendLink)
 	if err != nil {
 		return nil, err
 	}
-	owned, err := encodeOwned(c.PutOwned, c.DeleteOwned)
+	owned, err := encodeOwned(&c.PutOwned, c.DeleteOwned)
 	if err != nil {
 		return nil, err
 	}
@@ -566,7 +567,7 @@ func (s *Store) RecordChanges(ctx context.Context, entries []engine.JournalEntry
 		return []engine.JournalEntry{}, nil
 	}
 	vals := encodeJournalValues(entries)
-	w, err := encodeOwned(owned, disowned)
+	w, err := encodeOwned(&engine.Puts[engine.OwnedKey, engine.OwnedEntry]{Items: owned}, disowned)
 	if err != nil {
 		return nil, fmt.Errorf("record changes in store %s: %w", s.path, err)
 	}

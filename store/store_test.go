@@ -36,8 +36,11 @@ func fullCommit(t testing.TB, expect uint64) *engine.Commit {
 	ov := filled[engine.Override](t, 10)
 	return &engine.Commit{
 		Expect: expect, Meta: &meta,
-		PutRecords: []engine.DeviceRecord{rec}, PutMDM: []engine.MDMDevice{mdm},
-		PutMailboxes: []engine.Mailbox{mb}, PutLinks: []engine.Link{link}, PutOwned: []engine.OwnedEntry{own},
+		PutRecords:   engine.Puts[engine.DeviceKey, engine.DeviceRecord]{Items: []engine.DeviceRecord{rec}},
+		PutMDM:       engine.Puts[string, engine.MDMDevice]{Items: []engine.MDMDevice{mdm}},
+		PutMailboxes: engine.Puts[string, engine.Mailbox]{Items: []engine.Mailbox{mb}},
+		PutLinks:     engine.Puts[engine.DeviceKey, engine.Link]{Items: []engine.Link{link}},
+		PutOwned:     engine.Puts[engine.OwnedKey, engine.OwnedEntry]{Items: []engine.OwnedEntry{own}},
 		PutOverrides: []engine.Override{ov},
 		SetHeldPlan:  true, HeldPlan: &plan, Run: &run, Journal: []engine.JournalEntry{j},
 	}
@@ -49,19 +52,19 @@ func wantState(c *engine.Commit, serial uint64) *engine.State {
 	st.Serial = serial
 	st.Meta = *c.Meta
 	st.HeldPlan = c.HeldPlan
-	for _, r := range c.PutRecords {
+	for _, r := range c.PutRecords.Items {
 		st.Records[r.Key()] = r
 	}
-	for _, m := range c.PutMDM {
+	for _, m := range c.PutMDM.Items {
 		st.MDM[m.ID] = m
 	}
-	for _, m := range c.PutMailboxes {
+	for _, m := range c.PutMailboxes.Items {
 		st.Mailboxes[lower(m.UPN)] = m
 	}
-	for _, l := range c.PutLinks {
+	for _, l := range c.PutLinks.Items {
 		st.Links[l.Device] = l
 	}
-	for _, o := range c.PutOwned {
+	for _, o := range c.PutOwned.Items {
 		st.Owned[o.Key()] = o
 	}
 	for _, o := range c.PutOverrides {
@@ -129,9 +132,9 @@ func TestRoundTripEveryBucket(t *testing.T) {
 
 	// Deletes remove each kind; clearing the held plan removes it.
 	c2 := &engine.Commit{Expect: 1,
-		DeleteRecords: []engine.DeviceKey{c.PutRecords[0].Key()}, DeleteMDM: []string{c.PutMDM[0].ID},
-		DeleteMailbox: []string{"anna.berg@contoso.com"}, DeleteLinks: []engine.DeviceKey{c.PutLinks[0].Device},
-		DeleteOwned: []engine.OwnedKey{c.PutOwned[0].Key()}, DeleteOverrides: []engine.DeviceKey{c.PutOverrides[0].Device},
+		DeleteRecords: []engine.DeviceKey{c.PutRecords.Items[0].Key()}, DeleteMDM: []string{c.PutMDM.Items[0].ID},
+		DeleteMailbox: []string{"anna.berg@contoso.com"}, DeleteLinks: []engine.DeviceKey{c.PutLinks.Items[0].Device},
+		DeleteOwned: []engine.OwnedKey{c.PutOwned.Items[0].Key()}, DeleteOverrides: []engine.DeviceKey{c.PutOverrides[0].Device},
 		SetHeldPlan: true}
 	if serial := mustCommit(t, s, c2); serial != 2 {
 		t.Fatalf("serial %d, want 2", serial)
@@ -159,10 +162,10 @@ func TestCommitSerial(t *testing.T) {
 		{name: "journal only", commit: engine.Commit{Journal: []engine.JournalEntry{entry}}, wantSerial: 1},
 		{name: "run and journal", commit: engine.Commit{Run: run, Journal: []engine.JournalEntry{entry}}, wantSerial: 1},
 		{name: "meta", commit: engine.Commit{Meta: &engine.Meta{MDMCount: 3}}, wantSerial: 2},
-		{name: "record", commit: engine.Commit{PutRecords: []engine.DeviceRecord{rec}}, wantSerial: 2},
+		{name: "record", commit: engine.Commit{PutRecords: engine.Puts[engine.DeviceKey, engine.DeviceRecord]{Items: []engine.DeviceRecord{rec}}}, wantSerial: 2},
 		{name: "delete of a missing record", commit: engine.Commit{DeleteRecords: []engine.DeviceKey{"x/y"}}, wantSerial: 2},
 		{name: "clear the held plan", commit: engine.Commit{SetHeldPlan: true}, wantSerial: 2},
-		{name: "owned entry", commit: engine.Commit{PutOwned: []engine.OwnedEntry{{Mailbox: "a", DeviceID: "b", List: engine.ListAllowed}}}, wantSerial: 2},
+		{name: "owned entry", commit: engine.Commit{PutOwned: engine.Puts[engine.OwnedKey, engine.OwnedEntry]{Items: []engine.OwnedEntry{{Mailbox: "a", DeviceID: "b", List: engine.ListAllowed}}}}, wantSerial: 2},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -213,11 +216,11 @@ func TestCommitRejectsBadKeys(t *testing.T) {
 		name   string
 		commit engine.Commit
 	}{
-		{name: "mdm without id", commit: engine.Commit{PutMDM: []engine.MDMDevice{{}}}},
-		{name: "mailbox without upn", commit: engine.Commit{PutMailboxes: []engine.Mailbox{{}}}},
-		{name: "link without device", commit: engine.Commit{PutLinks: []engine.Link{{MDMID: "m"}}}},
+		{name: "mdm without id", commit: engine.Commit{PutMDM: engine.Puts[string, engine.MDMDevice]{Items: []engine.MDMDevice{{}}}}},
+		{name: "mailbox without upn", commit: engine.Commit{PutMailboxes: engine.Puts[string, engine.Mailbox]{Items: []engine.Mailbox{{}}}}},
+		{name: "link without device", commit: engine.Commit{PutLinks: engine.Puts[engine.DeviceKey, engine.Link]{Items: []engine.Link{{MDMID: "m"}}}}},
 		{name: "run without id", commit: engine.Commit{Run: &engine.Run{}}},
-		{name: "huge key", commit: engine.Commit{PutMDM: []engine.MDMDevice{{ID: string(make([]byte, 40000))}}}},
+		{name: "huge key", commit: engine.Commit{PutMDM: engine.Puts[string, engine.MDMDevice]{Items: []engine.MDMDevice{{ID: string(make([]byte, 40000))}}}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

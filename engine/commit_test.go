@@ -1,0 +1,69 @@
+package engine
+
+import (
+	"maps"
+	"slices"
+	"testing"
+)
+
+func TestDiffNamesChangedEntriesInKeyOrder(t *testing.T) {
+	rec := func(mailbox, id, model string) DeviceRecord {
+		return DeviceRecord{EASDevice: EASDevice{Mailbox: mailbox, DeviceID: id, DeviceModel: model}}
+	}
+	cur := NewState()
+	for _, r := range []DeviceRecord{rec("b@x", "1", "old"), rec("a@x", "2", "same"), rec("c@x", "3", "gone")} {
+		cur.Records[r.Key()] = r
+	}
+	next := NewState()
+	next.Owned, next.Links, next.Overrides = cur.Owned, cur.Links, cur.Overrides
+	for _, r := range []DeviceRecord{rec("b@x", "1", "new"), rec("a@x", "2", "same"), rec("d@x", "4", "added"), rec("0@x", "5", "added")} {
+		next.Records[r.Key()] = r
+	}
+
+	c := diff(cur, next)
+
+	wantKeys := []DeviceKey{"0@x/5", "b@x/1", "d@x/4"}
+	if !slices.Equal(c.PutRecords.Keys, wantKeys) {
+		t.Errorf("put keys %v, want %v (the new and changed ones, in key order)", c.PutRecords.Keys, wantKeys)
+	}
+	if len(c.PutRecords.Items) != 0 {
+		t.Errorf("%d records copied into the commit, want them named by key", len(c.PutRecords.Items))
+	}
+	got := c.PutRecords.Values()
+	for i, k := range wantKeys {
+		if got[i] != next.Records[k] {
+			t.Errorf("put %d is %+v, want next's record %s", i, got[i], k)
+		}
+	}
+	if !slices.Equal(c.DeleteRecords, []DeviceKey{"c@x/3"}) {
+		t.Errorf("deletes %v, want [c@x/3]", c.DeleteRecords)
+	}
+	if c.PutOwned.Len() != 0 || c.DeleteOwned != nil || c.PutLinks.Len() != 0 {
+		t.Error("maps the two states share produced puts or deletes")
+	}
+	if c.Empty() {
+		t.Error("a commit with puts reports itself empty")
+	}
+	if !diff(next, next).Empty() {
+		t.Error("diff of a state with itself is not empty")
+	}
+}
+
+func TestPutsYieldItemsThenKeys(t *testing.T) {
+	from := map[string]int{"a": 1, "b": 2, "c": 3}
+	p := Puts[string, int]{Items: []int{9}, Keys: []string{"c", "a"}, From: maps.Clone(from)}
+	if p.Len() != 3 {
+		t.Errorf("Len %d, want 3", p.Len())
+	}
+	if got := p.Values(); !slices.Equal(got, []int{9, 3, 1}) {
+		t.Errorf("Values %v, want [9 3 1]", got)
+	}
+	var first []int
+	for v := range p.All {
+		first = append(first, *v)
+		break
+	}
+	if !slices.Equal(first, []int{9}) {
+		t.Errorf("stopping after one yielded %v", first)
+	}
+}
