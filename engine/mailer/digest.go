@@ -58,7 +58,7 @@ func (m *Mailer) SendDigest(ctx context.Context, d engine.Digest) error {
 	for _, addr := range d.To {
 		to, err := recipient(addr)
 		if err == nil {
-			err = m.deliver(ctx, m.message(to, msg))
+			err = m.deliver(ctx, m.message(to, msg), to.Address)
 		}
 		if err != nil {
 			m.log.Warn("admin digest failed", keyTo, addr, keyErr, err)

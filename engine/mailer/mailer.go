@@ -1,6 +1,7 @@
 package mailer
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/mail"
+	"net/textproto"
 	"os"
 	"strconv"
 	"strings"
@@ -16,6 +18,7 @@ import (
 	"unicode"
 
 	gomail "github.com/wneessen/go-mail"
+	"github.com/wneessen/go-mail/smtp"
 
 	"easgate/engine"
 )
@@ -141,11 +144,11 @@ func (m *Mailer) send(ctx context.Context, n engine.Notification) error {
 	if err != nil {
 		return err
 	}
-	return m.deliver(ctx, m.message(to, rendered))
+	return m.deliver(ctx, m.message(to, rendered), to.Address)
 }
 
 // deliver sends one message over a pooled connection, or a new one.
-func (m *Mailer) deliver(ctx context.Context, msg *gomail.Msg) (err error) {
+func (m *Mailer) deliver(ctx context.Context, msg *gomail.Msg, to string) (err error) {
 	if o := m.cfg.Observer; o != nil {
 		began := time.Now()
 		defer func() { o.ObserveCall("smtp", "send", time.Since(began), err) }()
@@ -153,7 +156,7 @@ func (m *Mailer) deliver(ctx context.Context, msg *gomail.Msg) (err error) {
 	ctx, cancel := context.WithTimeout(ctx, m.cfg.Timeout)
 	defer cancel()
 	if c := m.pool.get(); c != nil {
-		err := c.send(ctx, msg)
+		err := c.send(ctx, msg, m.from.Address, to)
 		if err == nil {
 			m.pool.put(c)
 			return nil
@@ -169,7 +172,7 @@ func (m *Mailer) deliver(ctx context.Context, msg *gomail.Msg) (err error) {
 	if err != nil {
 		return err
 	}
-	if err := c.send(ctx, msg); err != nil {
+	if err := c.send(ctx, msg, m.from.Address, to); err != nil {
 		c.close()
 		return err
 	}
@@ -181,8 +184,12 @@ func (m *Mailer) deliver(ctx context.Context, msg *gomail.Msg) (err error) {
 // server answered MAIL FROM: the connection was gone (no SMTP reply at
 // all), so the server holds no part of the message.
 func unsent(err error) bool {
-	var se *gomail.SendError
-	if !errors.As(err, &se) {
+	if te, ok := errors.AsType[*txError](err); ok {
+		_, reply := errors.AsType[*textproto.Error](te.err)
+		return te.stage == stageMail && !reply
+	}
+	se, ok := errors.AsType[*gomail.SendError](err)
+	if !ok {
 		return false
 	}
 	switch se.Reason {
@@ -213,14 +220,26 @@ func (m *Mailer) dial(ctx context.Context) (*conn, error) {
 		return nil, fmt.Errorf("set up smtp client: %w", err)
 	}
 	c.client = client
+	c.timeout = m.cfg.Timeout + time.Second
 	// go-mail watches the context only while it dials; closing the
 	// connection when the context ends bounds the rest of the session too.
-	err = c.guard(ctx, func() error { return client.DialWithContext(ctx) })
+	err = c.guard(ctx, func() error {
+		var err error
+		c.smtp, err = client.DialToSMTPClientWithContext(ctx)
+		return err
+	})
 	if err != nil {
 		if c.raw != nil {
 			_ = c.raw.Close()
 		}
 		return nil, err
+	}
+	c.pipelining, _ = c.smtp.Extension("PIPELINING")
+	if ok, _ := c.smtp.Extension("8BITMIME"); ok {
+		c.mailParams += " BODY=8BITMIME"
+	}
+	if ok, _ := c.smtp.Extension("SMTPUTF8"); ok {
+		c.mailParams += " SMTPUTF8"
 	}
 	return c, nil
 }
@@ -246,9 +265,14 @@ const (
 // conn is one SMTP session.
 type conn struct {
 	client *gomail.Client
+	smtp   *smtp.Client
 	raw    net.Conn
 	sent   int
 	idle   *time.Timer // closes the connection when it idles too long
+
+	timeout    time.Duration // each transaction's deadline, a backstop to the context
+	pipelining bool          // the server offers PIPELINING (RFC 2920)
+	mailParams string        // MAIL FROM parameters the server's extensions call for
 }
 
 // guard runs fn, closing the connection if ctx ends first.
@@ -271,12 +295,92 @@ func (c *conn) guard(ctx context.Context, fn func() error) error {
 // send sends one message. go-mail's NOOP before each message is turned
 // off (a round trip per mail for nothing); a connection the server has
 // dropped fails at MAIL FROM instead, and deliver sends again on a new one.
-func (c *conn) send(ctx context.Context, msg *gomail.Msg) error {
-	err := c.guard(ctx, func() error { return c.client.Send(msg) })
+func (c *conn) send(ctx context.Context, msg *gomail.Msg, from, to string) error {
+	err := c.guard(ctx, func() error {
+		if !c.pipelining {
+			return c.client.SendWithSMTPClient(c.smtp, msg)
+		}
+		return c.transact(msg, from, to)
+	})
 	if err == nil {
 		c.sent++
 	}
 	return err
+}
+
+// Stages of a pipelined transaction, for errors.
+const (
+	stageMail = "MAIL FROM"
+	stageRcpt = "RCPT TO"
+	stageData = "DATA"
+	stageBody = "message"
+)
+
+// txError is a failed stage of a pipelined transaction.
+type txError struct {
+	stage string
+	err   error
+}
+
+func (e *txError) Error() string { return "smtp " + e.stage + ": " + e.err.Error() }
+func (e *txError) Unwrap() error { return e.err }
+
+// transact sends one message in two round trips instead of four: MAIL
+// FROM, RCPT TO and DATA go out together and their replies are read in
+// order (RFC 2920, which Exchange's receive connectors offer), then the
+// message and its final reply. Each address is a bare address checked by
+// net/mail, so it cannot carry a line break into the command stream.
+func (c *conn) transact(msg *gomail.Msg, from, to string) error {
+	if err := c.smtp.UpdateDeadline(c.timeout); err != nil {
+		return &txError{stageMail, err}
+	}
+	t := c.smtp.Text
+	t.W.WriteString("MAIL FROM:<" + from + ">" + c.mailParams + "\r\n")
+	t.W.WriteString("RCPT TO:<" + to + ">\r\n")
+	t.W.WriteString("DATA\r\n")
+	if err := t.W.Flush(); err != nil {
+		return &txError{stageMail, err}
+	}
+	// Every reply is read, even after a refusal, to keep the session in
+	// step; the first failure is the one reported.
+	var first error
+	for _, r := range []struct {
+		stage string
+		code  int
+	}{{stageMail, 250}, {stageRcpt, 25}, {stageData, 354}} {
+		_, _, err := t.ReadResponse(r.code)
+		if err == nil {
+			continue
+		}
+		if _, reply := errors.AsType[*textproto.Error](err); !reply {
+			return cmp.Or(first, error(&txError{r.stage, err})) // the connection is gone
+		}
+		if first == nil {
+			first = &txError{r.stage, err}
+		}
+		if r.stage == stageData {
+			return first // DATA refused: no message follows
+		}
+	}
+	if first != nil {
+		// The server refused MAIL or RCPT yet answered DATA with 354: end
+		// the empty message, which it then refuses too.
+		_, _ = t.W.WriteString(".\r\n")
+		_ = t.W.Flush()
+		_, _, _ = t.ReadResponse(250)
+		return first
+	}
+	w := t.DotWriter()
+	if _, err := msg.WriteTo(w); err != nil {
+		return &txError{stageBody, err}
+	}
+	if err := w.Close(); err != nil {
+		return &txError{stageBody, err}
+	}
+	if _, _, err := t.ReadResponse(250); err != nil {
+		return &txError{stageBody, err}
+	}
+	return nil
 }
 
 // close ends the session with QUIT, or drops it.
@@ -284,7 +388,7 @@ func (c *conn) close() {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = c.client.Close()
+		_ = c.client.CloseWithSMTPClient(c.smtp)
 	}()
 	select {
 	case <-done:

@@ -1,0 +1,193 @@
+package mailer
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+// scripted is an SMTP server of a few lines for tests of the command
+// stream itself: it greets, answers EHLO with the given extensions, and
+// hands the session to serve, which answers the mail transaction.
+func scripted(t *testing.T, extensions []string, serve func(r *bufio.Reader, w *bufio.Writer) error) Config {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			done <- err
+			return
+		}
+		defer func() { _ = c.Close() }()
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		r, w := bufio.NewReader(c), bufio.NewWriter(c)
+		reply := func(lines ...string) error {
+			for _, l := range lines {
+				_, _ = w.WriteString(l + "\r\n")
+			}
+			return w.Flush()
+		}
+		if err := reply("220 mail.contoso.com ESMTP"); err != nil {
+			done <- err
+			return
+		}
+		if l, err := r.ReadString('\n'); err != nil || !strings.HasPrefix(l, "EHLO ") {
+			done <- fmt.Errorf("want EHLO, got %q (%v)", l, err)
+			return
+		}
+		ehlo := []string{"250-mail.contoso.com"}
+		for _, e := range extensions {
+			ehlo = append(ehlo, "250-"+e)
+		}
+		ehlo = append(ehlo, "250 SIZE 37748736")
+		if err := reply(ehlo...); err != nil {
+			done <- err
+			return
+		}
+		done <- serve(r, w)
+	}()
+	t.Cleanup(func() {
+		_ = ln.Close()
+		if err := <-done; err != nil {
+			t.Errorf("server: %v", err)
+		}
+	})
+	addr := ln.Addr().(*net.TCPAddr)
+	return Config{Host: "127.0.0.1", Port: addr.Port, From: "IT <mobile@contoso.com>", EnrollmentURL: testURL, Timeout: 5 * time.Second}
+}
+
+// readLine reads one command line without its line end.
+func readLine(r *bufio.Reader) (string, error) {
+	l, err := r.ReadString('\n')
+	return strings.TrimRight(l, "\r\n"), err
+}
+
+// readBody reads a message up to its lone dot.
+func readBody(r *bufio.Reader) error {
+	for {
+		l, err := readLine(r)
+		if err != nil {
+			return err
+		}
+		if l == "." {
+			return nil
+		}
+	}
+}
+
+func TestTransactionIsPipelined(t *testing.T) {
+	cfg := scripted(t, []string{"PIPELINING", "8BITMIME"}, func(r *bufio.Reader, w *bufio.Writer) error {
+		// All three commands must arrive before any reply: a client that
+		// waited for the reply to MAIL FROM would stall here.
+		var got []string
+		for range 3 {
+			l, err := readLine(r)
+			if err != nil {
+				return fmt.Errorf("after %q: %w", got, err)
+			}
+			got = append(got, l)
+		}
+		want := []string{"MAIL FROM:<mobile@contoso.com> BODY=8BITMIME", "RCPT TO:<anna@contoso.com>", "DATA"}
+		if strings.Join(got, "|") != strings.Join(want, "|") {
+			return fmt.Errorf("commands %q, want %q", got, want)
+		}
+		_, _ = w.WriteString("250 2.1.0 Sender OK\r\n250 2.1.5 Recipient OK\r\n354 Start mail input\r\n")
+		if err := w.Flush(); err != nil {
+			return err
+		}
+		if err := readBody(r); err != nil {
+			return err
+		}
+		_, _ = w.WriteString("250 2.6.0 Queued mail for delivery\r\n")
+		if err := w.Flush(); err != nil {
+			return err
+		}
+		if l, err := readLine(r); err == nil && l != "QUIT" {
+			return fmt.Errorf("after the message: %q, want QUIT or nothing", l)
+		}
+		_, _ = w.WriteString("221 2.0.0 Closing\r\n")
+		_ = w.Flush()
+		return nil
+	})
+	m := newMailer(t, cfg)
+	if err := m.Send(context.Background(), notification()); err != nil {
+		t.Fatalf("Send: %v", err)
+	}
+	_ = m.Close()
+}
+
+func TestRefusedRecipientEndsPipelinedTransaction(t *testing.T) {
+	cfg := scripted(t, []string{"PIPELINING"}, func(r *bufio.Reader, w *bufio.Writer) error {
+		for range 3 {
+			if _, err := readLine(r); err != nil {
+				return err
+			}
+		}
+		// RFC 2920: with no valid recipient DATA is refused, and the
+		// client must not send the message.
+		_, _ = w.WriteString("250 2.1.0 Sender OK\r\n550 5.1.10 RESOLVER.ADR.RecipientNotFound; not found\r\n503 5.5.1 No recipients\r\n")
+		if err := w.Flush(); err != nil {
+			return err
+		}
+		l, err := readLine(r)
+		if err == nil && l != "QUIT" {
+			return fmt.Errorf("after a refused DATA the client sent %q", l)
+		}
+		return nil
+	})
+	m := newMailer(t, cfg)
+	err := m.Send(context.Background(), notification())
+	var se *SendError
+	if !errors.As(err, &se) || se.Code != 550 || se.Transient() {
+		t.Fatalf("Send: %v, want a permanent failure with code 550 (the recipient's refusal, not DATA's)", err)
+	}
+	_ = m.Close()
+}
+
+func TestTransactionInLockstepWithoutPipelining(t *testing.T) {
+	cfg := scripted(t, nil, func(r *bufio.Reader, w *bufio.Writer) error {
+		for _, step := range []struct{ want, reply string }{
+			{"MAIL FROM:<mobile@contoso.com>", "250 2.1.0 Sender OK"},
+			{"RCPT TO:<anna@contoso.com>", "250 2.1.5 Recipient OK"},
+			{"DATA", "354 Start mail input"},
+		} {
+			l, err := readLine(r)
+			if err != nil {
+				return err
+			}
+			if l != step.want {
+				return fmt.Errorf("got %q, want %q", l, step.want)
+			}
+			if r.Buffered() > 0 {
+				return fmt.Errorf("the next command came before the reply to %q, from a server that does not offer PIPELINING", l)
+			}
+			_, _ = w.WriteString(step.reply + "\r\n")
+			if err := w.Flush(); err != nil {
+				return err
+			}
+		}
+		if err := readBody(r); err != nil {
+			return err
+		}
+		_, _ = w.WriteString("250 2.6.0 Queued mail for delivery\r\n")
+		if err := w.Flush(); err != nil {
+			return err
+		}
+		_, _ = readLine(r)
+		return nil
+	})
+	m := newMailer(t, cfg)
+	if err := m.Send(context.Background(), notification()); err != nil {
+		t.Fatalf("Send: %v", err)
+	}
+	_ = m.Close()
+}
