@@ -3,6 +3,7 @@ package engine
 import (
 	"maps"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -66,4 +67,18 @@ func TestPutsYieldItemsThenKeys(t *testing.T) {
 	if !slices.Equal(first, []int{9}) {
 		t.Errorf("stopping after one yielded %v", first)
 	}
+}
+
+// FuzzKeyOf checks the one-allocation key against its definition.
+func FuzzKeyOf(f *testing.F) {
+	f.Add("Anna.Berg@Contoso.com", "ApplF17XK2L9Q4MN")
+	f.Add("ÅSA@contoso.com", "Dev")
+	f.Add("", "")
+	f.Add("a/b", "İ")
+	f.Fuzz(func(t *testing.T, mailbox, deviceID string) {
+		want := DeviceKey(strings.ToLower(mailbox) + "/" + strings.ToLower(deviceID))
+		if got := KeyOf(mailbox, deviceID); got != want {
+			t.Errorf("KeyOf(%q, %q) = %q, want %q", mailbox, deviceID, got, want)
+		}
+	})
 }

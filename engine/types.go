@@ -76,7 +76,36 @@ type DeviceKey string
 
 // KeyOf returns the DeviceKey of a mailbox and device ID.
 func KeyOf(mailbox, deviceID string) DeviceKey {
-	return DeviceKey(strings.ToLower(mailbox) + "/" + strings.ToLower(deviceID))
+	if !isASCII(mailbox) || !isASCII(deviceID) {
+		return DeviceKey(strings.ToLower(mailbox) + "/" + strings.ToLower(deviceID))
+	}
+	// Keys are made for every partnership several times a run: build
+	// the lower-cased key in one allocation rather than three.
+	var b strings.Builder
+	b.Grow(len(mailbox) + 1 + len(deviceID))
+	writeLowerASCII(&b, mailbox)
+	b.WriteByte('/')
+	writeLowerASCII(&b, deviceID)
+	return DeviceKey(b.String())
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+func writeLowerASCII(b *strings.Builder, s string) {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		b.WriteByte(c)
+	}
 }
 
 // Split returns the mailbox and device ID parts of the key.
