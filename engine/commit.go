@@ -63,12 +63,12 @@ func diff(cur, next *State) *Commit {
 		m := next.Meta
 		c.Meta = &m
 	}
-	c.PutRecords, c.DeleteRecords = diffMap(cur.Records, next.Records, func(a, b *DeviceRecord) bool { return *a == *b })
-	c.PutMDM, c.DeleteMDM = diffMap(cur.MDM, next.MDM, func(a, b *MDMDevice) bool { return *a == *b })
+	c.PutRecords, c.DeleteRecords = diffMap(cur.Records, next.Records, func(a, b DeviceRecord) bool { return a == b })
+	c.PutMDM, c.DeleteMDM = diffMap(cur.MDM, next.MDM, func(a, b MDMDevice) bool { return a == b })
 	c.PutMailboxes, c.DeleteMailbox = diffMap(cur.Mailboxes, next.Mailboxes, mailboxEqual)
-	c.PutLinks, c.DeleteLinks = diffMap(cur.Links, next.Links, func(a, b *Link) bool { return *a == *b })
-	c.PutOwned, c.DeleteOwned = diffMap(cur.Owned, next.Owned, func(a, b *OwnedEntry) bool { return *a == *b })
-	overrides, deleted := diffMap(cur.Overrides, next.Overrides, func(a, b *Override) bool { return *a == *b })
+	c.PutLinks, c.DeleteLinks = diffMap(cur.Links, next.Links, func(a, b Link) bool { return a == b })
+	c.PutOwned, c.DeleteOwned = diffMap(cur.Owned, next.Owned, func(a, b OwnedEntry) bool { return a == b })
+	overrides, deleted := diffMap(cur.Overrides, next.Overrides, func(a, b Override) bool { return a == b })
 	c.PutOverrides, c.DeleteOverrides = overrides.Values(), deleted
 	if cur.HeldPlan != next.HeldPlan {
 		c.SetHeldPlan, c.HeldPlan = true, next.HeldPlan
@@ -78,14 +78,15 @@ func diff(cur, next *State) *Commit {
 
 // diffMap returns next's entries that are new or changed since cur, as
 // keys into next, and the keys of cur's entries next lacks, both in key
-// order.
-func diffMap[K cmp.Ordered, V any](cur, next map[K]V, equal func(a, b *V) bool) (puts Puts[K, V], deletes []K) {
+// order. equal takes its values by value: pointers to the loop's copies
+// would escape through the function value and cost an allocation each.
+func diffMap[K cmp.Ordered, V any](cur, next map[K]V, equal func(a, b V) bool) (puts Puts[K, V], deletes []K) {
 	if sameMap(cur, next) {
 		return puts, nil
 	}
 	var changed []K
 	for k, v := range next {
-		if old, ok := cur[k]; !ok || !equal(&old, &v) {
+		if old, ok := cur[k]; !ok || !equal(old, v) {
 			changed = append(changed, k)
 		}
 	}
@@ -110,7 +111,7 @@ func sameMap[K comparable, V any](a, b map[K]V) bool {
 	return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
 }
 
-func mailboxEqual(a, b *Mailbox) bool {
+func mailboxEqual(a, b Mailbox) bool {
 	return a.UPN == b.UPN && a.PrimarySMTP == b.PrimarySMTP && slices.Equal(a.Addresses, b.Addresses) &&
 		slices.Equal(a.Allowed, b.Allowed) && slices.Equal(a.Blocked, b.Blocked)
 }

@@ -102,15 +102,17 @@ func (p *Puts[K, V]) Len() int { return len(p.Items) + len(p.Keys) }
 // Add appends v to the items.
 func (p *Puts[K, V]) Add(v V) { p.Items = append(p.Items, v) }
 
-// All yields each entry, Items first.
+// All yields each entry, Items first. A yielded pointer is valid until
+// the next one: the values of Keys pass through one variable.
 func (p *Puts[K, V]) All(yield func(*V) bool) {
 	for i := range p.Items {
 		if !yield(&p.Items[i]) {
 			return
 		}
 	}
+	var v V
 	for _, k := range p.Keys {
-		v := p.From[k]
+		v = p.From[k]
 		if !yield(&v) {
 			return
 		}
