@@ -40,7 +40,14 @@ const notifyParallel = 4
 // and journaled, so the user learns why mail stops before it stops; every
 // other change goes ahead meanwhile.
 func (e *Engine) apply(ctx context.Context, rc *run, plan *Plan, prev map[DeviceKey]DeviceRecord) *applied {
-	res := &applied{notified: map[DeviceKey]NotifyState{}}
+	// Every change has a result, and most add or remove an owned entry:
+	// sized up front, a large run's tally does not regrow them by
+	// doubling.
+	res := &applied{
+		notified: make(map[DeviceKey]NotifyState, len(plan.Notifications)),
+		results:  make([]ChangeResult, 0, len(plan.Changes)),
+		owned:    make([]OwnedEntry, 0, len(plan.Changes)),
+	}
 	n := e.startNotify(ctx, rc, plan.Notifications, prev, res)
 	defer n.finish()
 	var grandfather, rest []Change

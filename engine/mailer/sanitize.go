@@ -17,6 +17,10 @@ const (
 // removed, line breaks and tabs become spaces, runs of white space collapse,
 // invalid UTF-8 becomes U+FFFD, and the result is cut to limit runes.
 func cleanLine(s string, limit int) string {
+	if len(s) <= limit && plain(s, false) && !strings.Contains(s, "  ") &&
+		(s == "" || s[0] != ' ' && s[len(s)-1] != ' ') {
+		return s // nothing to remove, collapse or cut: the common case
+	}
 	s = strings.Join(strings.Fields(strip(s, false)), " ")
 	if r := []rune(s); len(r) > limit {
 		s = string(r[:limit-1]) + "…"
@@ -33,6 +37,26 @@ func cleanText(s string) string {
 // strip removes escape sequences and control characters. Line breaks and
 // tabs are kept when multiline is true and become spaces otherwise.
 func strip(s string, multiline bool) string {
+	if plain(s, multiline) {
+		return s
+	}
+	return stripRunes(s, multiline)
+}
+
+// plain reports whether s is printable ASCII (with line feeds and tabs
+// when multiline), which strip returns unchanged.
+func plain(s string, multiline bool) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if (c < 0x20 || c > 0x7e) && !(multiline && (c == '\n' || c == '\t')) {
+			return false
+		}
+	}
+	return true
+}
+
+// stripRunes is strip's general case.
+func stripRunes(s string, multiline bool) string {
 	rs := []rune(strings.ToValidUTF8(s, "\uFFFD"))
 	var b strings.Builder
 	b.Grow(len(s))

@@ -46,3 +46,26 @@ func TestCleanTextKeepsLines(t *testing.T) {
 		t.Errorf("cleanText = %q, want %q", got, want)
 	}
 }
+
+// FuzzCleanFastPath checks that the shortcut for plain text gives what the
+// general case would.
+func FuzzCleanFastPath(f *testing.F) {
+	for _, s := range []string{"iPhone15C2", " a", "a ", "a  b", "a\tb", "line\nbreak", "x\r\ny", "é", "\x7f", strings.Repeat("x", 300)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		for _, multiline := range []bool{false, true} {
+			if got, want := strip(s, multiline), stripRunes(s, multiline); got != want {
+				t.Errorf("strip(%q, %t) = %q, want %q", s, multiline, got, want)
+			}
+		}
+		limit := maxFieldRunes
+		want := strings.Join(strings.Fields(stripRunes(s, false)), " ")
+		if r := []rune(want); len(r) > limit {
+			want = string(r[:limit-1]) + "…"
+		}
+		if got := cleanLine(s, limit); got != want {
+			t.Errorf("cleanLine(%q) = %q, want %q", s, got, want)
+		}
+	})
+}
