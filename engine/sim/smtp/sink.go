@@ -1,10 +1,12 @@
 package smtp
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/mail"
 	"os"
@@ -113,10 +115,10 @@ type Sink struct {
 	addr string
 
 	mu       sync.Mutex
-	srv      *gosmtp.Server // nil while down or closed
-	ln       net.Listener   // srv's listener
-	served   chan struct{}  // closed when srv's Serve returned
-	cut      chan struct{}  // closed when srv goes down: ends pending delays
+	srv      *gosmtp.Server    // nil while down or closed
+	ln       *trackingListener // srv's listener
+	served   chan struct{}     // closed when srv's Serve returned
+	cut      chan struct{}     // closed when srv goes down: ends pending delays
 	down     bool
 	closed   bool
 	delay    time.Duration
@@ -194,8 +196,9 @@ func Start(opts Options) (*Sink, error) {
 }
 
 // serveLocked starts a server generation on ln. s.mu must be held.
-func (s *Sink) serveLocked(ln net.Listener) {
+func (s *Sink) serveLocked(raw net.Listener) {
 	cut := make(chan struct{})
+	ln := &trackingListener{Listener: raw, conns: map[net.Conn]struct{}{}}
 	srv := gosmtp.NewServer(gosmtp.BackendFunc(func(c *gosmtp.Conn) (gosmtp.Session, error) {
 		cs, isTLS := c.TLSConnectionState()
 		s.sessions.Add(1)
@@ -234,11 +237,74 @@ func (s *Sink) stopLocked() <-chan struct{} {
 		return nil
 	}
 	close(s.cut)
-	_ = s.srv.Close() // closes every connection, and the listener if Serve has registered it
-	_ = s.ln.Close()  // in case Serve has not started yet: its Accept then fails at once
-	served := s.served
+	// go-smtp's Server.Close closes each session from another goroutine
+	// while the session may be reading a BDAT chunk, a data race in
+	// go-smtp. Cutting the connections under it instead ends each session
+	// on its own goroutine; Shutdown then only waits for them.
+	srv, served := s.srv, s.served
+	_ = s.ln.Close() // Accept fails at once, even before Serve registered it
+	s.ln.closeAll()
 	s.srv, s.ln, s.served, s.cut = nil, nil, nil, nil
-	return served
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*ioTimeout)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			s.log.Warn("smtp sink sessions outlived shutdown", keyErr, err)
+		}
+		<-served
+	}()
+	return done
+}
+
+// trackingListener keeps the connections it accepted, so that stopping
+// the sink can cut them.
+type trackingListener struct {
+	net.Listener
+	mu     sync.Mutex
+	conns  map[net.Conn]struct{}
+	closed bool
+}
+
+func (l *trackingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		_ = c.Close()
+		return nil, net.ErrClosed
+	}
+	tc := &trackedConn{Conn: c, l: l}
+	l.conns[tc] = struct{}{}
+	return tc, nil
+}
+
+// closeAll closes every connection accepted and still open.
+func (l *trackingListener) closeAll() {
+	l.mu.Lock()
+	l.closed = true
+	conns := slices.Collect(maps.Keys(l.conns))
+	l.mu.Unlock()
+	for _, c := range conns {
+		_ = c.Close()
+	}
+}
+
+// trackedConn leaves its listener's set when closed.
+type trackedConn struct {
+	net.Conn
+	l *trackingListener
+}
+
+func (c *trackedConn) Close() error {
+	c.l.mu.Lock()
+	delete(c.l.conns, c)
+	c.l.mu.Unlock()
+	return c.Conn.Close()
 }
 
 // Addr is the address the sink listens on, host:port.
