@@ -2,10 +2,13 @@ package mailer
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/mail"
 	"strings"
 	"testing"
 	"time"
@@ -188,6 +191,91 @@ func TestTransactionInLockstepWithoutPipelining(t *testing.T) {
 	m := newMailer(t, cfg)
 	if err := m.Send(context.Background(), notification()); err != nil {
 		t.Fatalf("Send: %v", err)
+	}
+	_ = m.Close()
+}
+
+// readChunkCommands reads MAIL FROM, RCPT TO and BDAT, and the chunk the
+// BDAT announces, all before any reply.
+func readChunkCommands(r *bufio.Reader) (cmds []string, chunk []byte, err error) {
+	for range 3 {
+		l, err := readLine(r)
+		if err != nil {
+			return cmds, nil, fmt.Errorf("after %q: %w", cmds, err)
+		}
+		cmds = append(cmds, l)
+	}
+	var n int
+	if _, err := fmt.Sscanf(cmds[2], "BDAT %d LAST", &n); err != nil {
+		return cmds, nil, fmt.Errorf("third command %q, want BDAT <size> LAST", cmds[2])
+	}
+	chunk = make([]byte, n)
+	if _, err := io.ReadFull(r, chunk); err != nil {
+		return cmds, nil, fmt.Errorf("read the %d-byte chunk: %w", n, err)
+	}
+	return cmds, chunk, nil
+}
+
+func TestChunkedTransactionIsOneRoundTrip(t *testing.T) {
+	cfg := scripted(t, []string{"PIPELINING", "CHUNKING", "8BITMIME"}, func(r *bufio.Reader, w *bufio.Writer) error {
+		// Commands and message all arrive before any reply: a client that
+		// waited for a reply would stall here.
+		cmds, chunk, err := readChunkCommands(r)
+		if err != nil {
+			return err
+		}
+		want := []string{"MAIL FROM:<mobile@contoso.com> BODY=8BITMIME", "RCPT TO:<anna@contoso.com>"}
+		if cmds[0] != want[0] || cmds[1] != want[1] {
+			return fmt.Errorf("commands %q, want %q then BDAT", cmds, want)
+		}
+		msg, err := mail.ReadMessage(bytes.NewReader(chunk))
+		if err != nil {
+			return fmt.Errorf("the chunk is not a mail: %w", err)
+		}
+		if msg.Header.Get("Subject") == "" || !bytes.HasSuffix(chunk, []byte("\r\n")) {
+			return fmt.Errorf("the chunk lacks a subject or its final line end:\n%s", chunk)
+		}
+		if bytes.Count(chunk, []byte("\n")) != bytes.Count(chunk, []byte("\r\n")) {
+			return errors.New("the chunk has bare line feeds; SMTP lines end in CR LF")
+		}
+		_, _ = w.WriteString("250 2.1.0 Sender OK\r\n250 2.1.5 Recipient OK\r\n250 2.6.0 Queued mail for delivery\r\n")
+		if err := w.Flush(); err != nil {
+			return err
+		}
+		if l, err := readLine(r); err == nil && l != "QUIT" {
+			return fmt.Errorf("after the message: %q, want QUIT or nothing", l)
+		}
+		_, _ = w.WriteString("221 2.0.0 Closing\r\n")
+		_ = w.Flush()
+		return nil
+	})
+	m := newMailer(t, cfg)
+	if err := m.Send(context.Background(), notification()); err != nil {
+		t.Fatalf("Send: %v", err)
+	}
+	_ = m.Close()
+}
+
+func TestRefusedRecipientEndsChunkedTransaction(t *testing.T) {
+	cfg := scripted(t, []string{"PIPELINING", "CHUNKING"}, func(r *bufio.Reader, w *bufio.Writer) error {
+		// The server reads the chunk of a refused BDAT too (RFC 3030).
+		if _, _, err := readChunkCommands(r); err != nil {
+			return err
+		}
+		_, _ = w.WriteString("250 2.1.0 Sender OK\r\n550 5.1.10 RESOLVER.ADR.RecipientNotFound; not found\r\n503 5.5.1 No recipients\r\n")
+		if err := w.Flush(); err != nil {
+			return err
+		}
+		if l, err := readLine(r); err == nil && l != "QUIT" {
+			return fmt.Errorf("after a refused BDAT the client sent %q", l)
+		}
+		return nil
+	})
+	m := newMailer(t, cfg)
+	err := m.Send(context.Background(), notification())
+	var se *SendError
+	if !errors.As(err, &se) || se.Code != 550 || se.Transient() {
+		t.Fatalf("Send: %v, want a permanent failure with code 550", err)
 	}
 	_ = m.Close()
 }
