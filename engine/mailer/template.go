@@ -7,6 +7,7 @@ import (
 	htmltemplate "html/template"
 	"net/url"
 	"strings"
+	"sync"
 	texttemplate "text/template"
 	"time"
 	"unicode"
@@ -190,12 +191,18 @@ func parseTemplates(source, src, enrollmentURL string) (*templates, error) {
 	return t, nil
 }
 
+// renderBuffers hold a rendering's text between mails; the strings taken
+// from them are copies.
+var renderBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
 // render renders a notification. Its errors wrap ErrTemplate, or ErrConfig
 // for an enrollment URL that renders to something that is not a web link.
 func (t *templates) render(n engine.Notification) (Message, error) {
 	d := newData(n)
-	var b bytes.Buffer
-	if err := t.url.Execute(&b, d.queryEscaped()); err != nil {
+	b := renderBuffers.Get().(*bytes.Buffer)
+	defer renderBuffers.Put(b)
+	b.Reset()
+	if err := t.url.Execute(b, d.queryEscaped()); err != nil {
 		return Message{}, fmt.Errorf("render enrollment_url: %w: %w", ErrTemplate, err)
 	}
 	link, err := checkLink(b.String())
@@ -206,14 +213,14 @@ func (t *templates) render(n engine.Notification) (Message, error) {
 
 	var m Message
 	b.Reset()
-	if err := t.text.ExecuteTemplate(&b, blockSubject, d); err != nil {
+	if err := t.text.ExecuteTemplate(b, blockSubject, d); err != nil {
 		return Message{}, fmt.Errorf("render %q block of %s: %w: %w", blockSubject, t.source, ErrTemplate, err)
 	}
 	if m.Subject = cleanLine(b.String(), maxSubjectRunes); m.Subject == "" {
 		return Message{}, fmt.Errorf("render %q block of %s: %w: the subject is empty", blockSubject, t.source, ErrTemplate)
 	}
 	b.Reset()
-	if err := t.text.ExecuteTemplate(&b, blockText, d); err != nil {
+	if err := t.text.ExecuteTemplate(b, blockText, d); err != nil {
 		return Message{}, fmt.Errorf("render %q block of %s: %w: %w", blockText, t.source, ErrTemplate, err)
 	}
 	if m.Text = strings.TrimSpace(cleanText(b.String())); m.Text == "" {
@@ -222,7 +229,7 @@ func (t *templates) render(n engine.Notification) (Message, error) {
 	m.Text += "\n"
 	if t.html != nil {
 		b.Reset()
-		if err := t.html.ExecuteTemplate(&b, blockHTML, d); err != nil {
+		if err := t.html.ExecuteTemplate(b, blockHTML, d); err != nil {
 			return Message{}, fmt.Errorf("render %q block of %s: %w: %w", blockHTML, t.source, ErrTemplate, err)
 		}
 		m.HTML = b.String()
