@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"os"
 	"reflect"
+	"strconv"
 	"testing"
+	"unsafe"
 )
 
 // fastCorpus is lines the scripts write, in both PowerShell's quirky
@@ -54,7 +56,7 @@ func TestFastRecordAgreesWithEncodingJSON(t *testing.T) {
 		checkFastRecord(t, line)
 		var r record
 		var scratch []byte
-		if fastRecord(line, &r, &scratch) {
+		if fastRecord(line, &r, &scratch, nil) {
 			took++
 		}
 	}
@@ -66,7 +68,8 @@ func TestFastRecordAgreesWithEncodingJSON(t *testing.T) {
 func checkFastRecord(t testing.TB, line []byte) {
 	var fast record
 	var scratch []byte
-	if !fastRecord(line, &fast, &scratch) {
+	in := interner{}
+	if !fastRecord(line, &fast, &scratch, in) {
 		return
 	}
 	var slow record
@@ -76,6 +79,11 @@ func checkFastRecord(t testing.TB, line []byte) {
 	}
 	if !reflect.DeepEqual(fast, slow) {
 		t.Errorf("line %q:\nfast %+v\njson %+v", line, fast, slow)
+	}
+	// Again with the strings the first pass interned: the same record.
+	var again record
+	if !fastRecord(line, &again, &scratch, in) || !reflect.DeepEqual(again, slow) {
+		t.Errorf("line %q read again with interned strings:\nfast %+v\njson %+v", line, again, slow)
 	}
 }
 
@@ -95,7 +103,7 @@ func BenchmarkParseLine(b *testing.B) {
 	}{
 		{name: "fast", fn: func(r *record) error {
 			var s []byte
-			if !fastRecord(line, r, &s) {
+			if !fastRecord(line, r, &s, interner{}) {
 				b.Fatal("declined")
 			}
 			return nil
@@ -111,5 +119,32 @@ func BenchmarkParseLine(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+func TestRepeatedValuesShareOneString(t *testing.T) {
+	in := interner{}
+	var scratch []byte
+	read := func(id string) record {
+		var r record
+		line := []byte(`{"t":"device","DeviceId":"` + id + `","DeviceModel":"iPhone15C2","DeviceUserAgent":"Apple-iPhone15C2/2105.90"}`)
+		if !fastRecord(line, &r, &scratch, in) {
+			t.Fatalf("declined %s", line)
+		}
+		return r
+	}
+	a, b := read("ApplA"), read("ApplB")
+	if unsafe.StringData(string(a.DeviceModel)) != unsafe.StringData(string(b.DeviceModel)) ||
+		unsafe.StringData(a.T) != unsafe.StringData(b.T) {
+		t.Error("two partnerships of one model hold two copies of its name")
+	}
+	if unsafe.StringData(string(a.DeviceID)) == unsafe.StringData(string(b.DeviceID)) {
+		t.Error("device IDs were interned")
+	}
+	for i := range 2 * maxInterned {
+		in.of([]byte(strconv.Itoa(i)))
+	}
+	if len(in) > maxInterned {
+		t.Errorf("interner holds %d strings, want at most %d", len(in), maxInterned)
 	}
 }

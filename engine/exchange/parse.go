@@ -98,7 +98,8 @@ type record struct {
 // lineParser decodes stdout lines into one reused record.
 type lineParser struct {
 	rec     record
-	scratch []byte // fastRecord's
+	scratch []byte   // fastRecord's
+	common  interner // fastRecord's; nil until the first line
 }
 
 // parse decodes one stdout line, an object or an array of objects
@@ -113,7 +114,10 @@ func (p *lineParser) parse(line []byte, each func(*record)) error {
 	}
 	switch line[0] {
 	case '{':
-		if fastRecord(line, &p.rec, &p.scratch) {
+		if p.common == nil {
+			p.common = interner{}
+		}
+		if fastRecord(line, &p.rec, &p.scratch, p.common) {
 			each(&p.rec)
 			return nil
 		}
