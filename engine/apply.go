@@ -496,7 +496,7 @@ func okWord(ok bool) string {
 
 // tryBatch applies a batch, retrying changes that failed transiently.
 func (e *Engine) tryBatch(ctx context.Context, rc *run, batch []Change) []ChangeResult {
-	final := make(map[int]ChangeResult, len(batch))
+	out := make([]ChangeResult, len(batch))
 	todo := slices.Clone(batch)
 	idx := make([]int, len(batch))
 	for i := range idx {
@@ -504,14 +504,11 @@ func (e *Engine) tryBatch(ctx context.Context, rc *run, batch []Change) []Change
 	}
 	for attempt := 0; ; attempt++ {
 		got, err := e.deps.ExchangeWriter.ApplyChanges(ctx, todo)
-		byChange := make(map[changeKey]ChangeResult, len(got))
-		for _, r := range got {
-			byChange[keyOfChange(r.Change)] = r
-		}
+		result := matchResults(todo, got)
 		var retry []Change
 		var retryIdx []int
 		for i, c := range todo {
-			r, ok := byChange[keyOfChange(c)]
+			r, ok := result(i)
 			r.Change = c
 			if !ok {
 				msg := "no result from Exchange"
@@ -525,7 +522,7 @@ func (e *Engine) tryBatch(ctx context.Context, rc *run, batch []Change) []Change
 				retryIdx = append(retryIdx, idx[i])
 				continue
 			}
-			final[idx[i]] = r
+			out[idx[i]] = r
 		}
 		if len(retry) == 0 {
 			break
@@ -537,11 +534,35 @@ func (e *Engine) tryBatch(ctx context.Context, rc *run, batch []Change) []Change
 		}
 		todo, idx = retry, retryIdx
 	}
-	out := make([]ChangeResult, len(batch))
-	for i := range batch {
-		out[i] = final[i]
-	}
 	return out
+}
+
+// matchResults returns the result for each of changes, from results an
+// adapter returned in any order. The adapters return them in the order
+// asked, which is checked field by field; only otherwise are the results
+// indexed by change.
+func matchResults(changes []Change, results []ChangeResult) func(i int) (ChangeResult, bool) {
+	inOrder := len(results) == len(changes)
+	for i := 0; inOrder && i < len(changes); i++ {
+		inOrder = sameChange(changes[i], results[i].Change)
+	}
+	if inOrder {
+		return func(i int) (ChangeResult, bool) { return results[i], true }
+	}
+	byChange := make(map[changeKey]ChangeResult, len(results))
+	for _, r := range results {
+		byChange[keyOfChange(r.Change)] = r
+	}
+	return func(i int) (ChangeResult, bool) {
+		r, ok := byChange[keyOfChange(changes[i])]
+		return r, ok
+	}
+}
+
+// sameChange reports whether a and b are the same change, spelled alike;
+// results that spell theirs otherwise are matched by keyOfChange.
+func sameChange(a, b Change) bool {
+	return a.List == b.List && a.Op == b.Op && a.DeviceID == b.DeviceID && a.Mailbox == b.Mailbox
 }
 
 func (e *Engine) tally(res *applied, results []ChangeResult, owned []OwnedEntry, disowned []OwnedKey) {
