@@ -17,6 +17,12 @@ func (e *Engine) commitRun(ctx context.Context, rc *run, p *pending) error {
 	cur := e.current()
 	r := rc.r
 	next := e.nextState(cur, p.world, p.out, p.applied, r.Started, r.Kind, !p.approved)
+	if a := p.applied; a != nil {
+		// The next state holds what the results said; a large run's
+		// results and owned entries need not be held while the store
+		// encodes and writes.
+		a.results, a.owned, a.disowned = nil, nil, nil
+	}
 	if p.approved {
 		next.Meta = cur.Meta // nothing was observed: the watermarks stay
 		next.HeldPlan = nil
