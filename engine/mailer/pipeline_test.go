@@ -33,13 +33,7 @@ func scripted(t *testing.T, extensions []string, serve func(r *bufio.Reader, w *
 		defer func() { _ = c.Close() }()
 		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
 		r, w := bufio.NewReader(c), bufio.NewWriter(c)
-		reply := func(lines ...string) error {
-			for _, l := range lines {
-				_, _ = w.WriteString(l + "\r\n")
-			}
-			return w.Flush()
-		}
-		if err := reply("220 mail.contoso.com ESMTP"); err != nil {
+		if err := reply(w, "220 mail.contoso.com ESMTP"); err != nil {
 			done <- err
 			return
 		}
@@ -52,7 +46,7 @@ func scripted(t *testing.T, extensions []string, serve func(r *bufio.Reader, w *
 			ehlo = append(ehlo, "250-"+e)
 		}
 		ehlo = append(ehlo, "250 SIZE 37748736")
-		if err := reply(ehlo...); err != nil {
+		if err := reply(w, ehlo...); err != nil {
 			done <- err
 			return
 		}
@@ -66,6 +60,34 @@ func scripted(t *testing.T, extensions []string, serve func(r *bufio.Reader, w *
 	})
 	addr := ln.Addr().(*net.TCPAddr)
 	return Config{Host: "127.0.0.1", Port: addr.Port, From: "IT <mobile@contoso.com>", EnrollmentURL: testURL, Timeout: 5 * time.Second}
+}
+
+// reply writes reply lines and flushes them.
+func reply(w *bufio.Writer, lines ...string) error {
+	for _, l := range lines {
+		_, _ = w.WriteString(l + "\r\n")
+	}
+	return w.Flush()
+}
+
+// endSession expects QUIT (or the connection closing) and answers it.
+func endSession(r *bufio.Reader, w *bufio.Writer, after string) error {
+	l, err := readLine(r)
+	if err != nil {
+		return nil
+	}
+	if l != "QUIT" {
+		return fmt.Errorf("after %s the client sent %q, want QUIT", after, l)
+	}
+	return reply(w, "221 2.0.0 Closing")
+}
+
+// sendOne sends the test notification with a mailer for cfg.
+func sendOne(t *testing.T, cfg Config) error {
+	t.Helper()
+	m := newMailer(t, cfg)
+	defer func() { _ = m.Close() }()
+	return m.Send(context.Background(), notification())
 }
 
 // readLine reads one command line without its line end.
@@ -103,29 +125,20 @@ func TestTransactionIsPipelined(t *testing.T) {
 		if strings.Join(got, "|") != strings.Join(want, "|") {
 			return fmt.Errorf("commands %q, want %q", got, want)
 		}
-		_, _ = w.WriteString("250 2.1.0 Sender OK\r\n250 2.1.5 Recipient OK\r\n354 Start mail input\r\n")
-		if err := w.Flush(); err != nil {
+		if err := reply(w, "250 2.1.0 Sender OK", "250 2.1.5 Recipient OK", "354 Start mail input"); err != nil {
 			return err
 		}
 		if err := readBody(r); err != nil {
 			return err
 		}
-		_, _ = w.WriteString("250 2.6.0 Queued mail for delivery\r\n")
-		if err := w.Flush(); err != nil {
+		if err := reply(w, "250 2.6.0 Queued mail for delivery"); err != nil {
 			return err
 		}
-		if l, err := readLine(r); err == nil && l != "QUIT" {
-			return fmt.Errorf("after the message: %q, want QUIT or nothing", l)
-		}
-		_, _ = w.WriteString("221 2.0.0 Closing\r\n")
-		_ = w.Flush()
-		return nil
+		return endSession(r, w, "the message")
 	})
-	m := newMailer(t, cfg)
-	if err := m.Send(context.Background(), notification()); err != nil {
+	if err := sendOne(t, cfg); err != nil {
 		t.Fatalf("Send: %v", err)
 	}
-	_ = m.Close()
 }
 
 func TestRefusedRecipientEndsPipelinedTransaction(t *testing.T) {
@@ -137,23 +150,22 @@ func TestRefusedRecipientEndsPipelinedTransaction(t *testing.T) {
 		}
 		// RFC 2920: with no valid recipient DATA is refused, and the
 		// client must not send the message.
-		_, _ = w.WriteString("250 2.1.0 Sender OK\r\n550 5.1.10 RESOLVER.ADR.RecipientNotFound; not found\r\n503 5.5.1 No recipients\r\n")
-		if err := w.Flush(); err != nil {
+		if err := reply(w, "250 2.1.0 Sender OK", "550 5.1.10 RESOLVER.ADR.RecipientNotFound; not found", "503 5.5.1 No recipients"); err != nil {
 			return err
 		}
-		l, err := readLine(r)
-		if err == nil && l != "QUIT" {
-			return fmt.Errorf("after a refused DATA the client sent %q", l)
-		}
-		return nil
+		return endSession(r, w, "a refused DATA")
 	})
-	m := newMailer(t, cfg)
-	err := m.Send(context.Background(), notification())
+	wantRecipientRefused(t, sendOne(t, cfg))
+}
+
+// wantRecipientRefused checks that a send failed for good with the
+// recipient's 550, not the 503 of the command after it.
+func wantRecipientRefused(t *testing.T, err error) {
+	t.Helper()
 	var se *SendError
 	if !errors.As(err, &se) || se.Code != 550 || se.Transient() {
-		t.Fatalf("Send: %v, want a permanent failure with code 550 (the recipient's refusal, not DATA's)", err)
+		t.Fatalf("Send: %v, want a permanent failure with code 550 (the recipient's refusal)", err)
 	}
-	_ = m.Close()
 }
 
 func TestTransactionInLockstepWithoutPipelining(t *testing.T) {
@@ -173,26 +185,21 @@ func TestTransactionInLockstepWithoutPipelining(t *testing.T) {
 			if r.Buffered() > 0 {
 				return fmt.Errorf("the next command came before the reply to %q, from a server that does not offer PIPELINING", l)
 			}
-			_, _ = w.WriteString(step.reply + "\r\n")
-			if err := w.Flush(); err != nil {
+			if err := reply(w, step.reply); err != nil {
 				return err
 			}
 		}
 		if err := readBody(r); err != nil {
 			return err
 		}
-		_, _ = w.WriteString("250 2.6.0 Queued mail for delivery\r\n")
-		if err := w.Flush(); err != nil {
+		if err := reply(w, "250 2.6.0 Queued mail for delivery"); err != nil {
 			return err
 		}
-		_, _ = readLine(r)
-		return nil
+		return endSession(r, w, "the message")
 	})
-	m := newMailer(t, cfg)
-	if err := m.Send(context.Background(), notification()); err != nil {
+	if err := sendOne(t, cfg); err != nil {
 		t.Fatalf("Send: %v", err)
 	}
-	_ = m.Close()
 }
 
 // readChunkCommands reads MAIL FROM, RCPT TO and BDAT, and the chunk the
@@ -238,22 +245,14 @@ func TestChunkedTransactionIsOneRoundTrip(t *testing.T) {
 		if bytes.Count(chunk, []byte("\n")) != bytes.Count(chunk, []byte("\r\n")) {
 			return errors.New("the chunk has bare line feeds; SMTP lines end in CR LF")
 		}
-		_, _ = w.WriteString("250 2.1.0 Sender OK\r\n250 2.1.5 Recipient OK\r\n250 2.6.0 Queued mail for delivery\r\n")
-		if err := w.Flush(); err != nil {
+		if err := reply(w, "250 2.1.0 Sender OK", "250 2.1.5 Recipient OK", "250 2.6.0 Queued mail for delivery"); err != nil {
 			return err
 		}
-		if l, err := readLine(r); err == nil && l != "QUIT" {
-			return fmt.Errorf("after the message: %q, want QUIT or nothing", l)
-		}
-		_, _ = w.WriteString("221 2.0.0 Closing\r\n")
-		_ = w.Flush()
-		return nil
+		return endSession(r, w, "the message")
 	})
-	m := newMailer(t, cfg)
-	if err := m.Send(context.Background(), notification()); err != nil {
+	if err := sendOne(t, cfg); err != nil {
 		t.Fatalf("Send: %v", err)
 	}
-	_ = m.Close()
 }
 
 func TestRefusedRecipientEndsChunkedTransaction(t *testing.T) {
@@ -262,20 +261,10 @@ func TestRefusedRecipientEndsChunkedTransaction(t *testing.T) {
 		if _, _, err := readChunkCommands(r); err != nil {
 			return err
 		}
-		_, _ = w.WriteString("250 2.1.0 Sender OK\r\n550 5.1.10 RESOLVER.ADR.RecipientNotFound; not found\r\n503 5.5.1 No recipients\r\n")
-		if err := w.Flush(); err != nil {
+		if err := reply(w, "250 2.1.0 Sender OK", "550 5.1.10 RESOLVER.ADR.RecipientNotFound; not found", "503 5.5.1 No recipients"); err != nil {
 			return err
 		}
-		if l, err := readLine(r); err == nil && l != "QUIT" {
-			return fmt.Errorf("after a refused BDAT the client sent %q", l)
-		}
-		return nil
+		return endSession(r, w, "a refused BDAT")
 	})
-	m := newMailer(t, cfg)
-	err := m.Send(context.Background(), notification())
-	var se *SendError
-	if !errors.As(err, &se) || se.Code != 550 || se.Transient() {
-		t.Fatalf("Send: %v, want a permanent failure with code 550", err)
-	}
-	_ = m.Close()
+	wantRecipientRefused(t, sendOne(t, cfg))
 }
