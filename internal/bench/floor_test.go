@@ -81,3 +81,23 @@ func TestSplice(t *testing.T) {
 		t.Errorf("Splice without markers: err = %v", err)
 	}
 }
+
+func TestCPUGrowthComparesTheLeastOfEachSize(t *testing.T) {
+	res := func(users, round int, cpu time.Duration) Result {
+		r := Result{Users: users, Scenario: SteadyFull, Round: round}
+		r.CPU, r.MaxRSS = cpu, 100<<20
+		return r
+	}
+	rep := &Report{Options: Options{NoCost: true}, Results: []Result{
+		res(10_000, 1, 1000*time.Millisecond), res(10_000, 2, 1200*time.Millisecond),
+		res(100_000, 1, 10500*time.Millisecond), res(100_000, 2, 13000*time.Millisecond),
+	}}
+	var b strings.Builder
+	rep.targets(&b)
+	if !strings.Contains(b.String(), "| steady full sync: CPU 10,000 → 100,000 ≤ 11× | 10.50 | yes |") {
+		t.Errorf("growth row: want 10.5 (least over least), got:\n%s", b.String())
+	}
+	if !strings.Contains(b.String(), "| steady full sync, no cost model: CPU < 15 s | 10.50–13.00 | yes |") {
+		t.Errorf("CPU row: want the range, judged on the worst round, got:\n%s", b.String())
+	}
+}
