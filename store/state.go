@@ -21,37 +21,57 @@ import (
 // memory map, which is read-only and valid only until the transaction ends.
 type kv struct{ k, v []byte }
 
-// collect returns the bucket's pairs in key order; nil for a missing bucket.
-func collect(b *bolt.Bucket) []kv {
+// pairs are a bucket's pairs in key order, in chunks: a slice of 150,000
+// pairs grown by appending would be copied over and over (large slices grow
+// by a quarter), some five times its size in garbage.
+type pairs struct {
+	chunks [][]kv
+	n      int
+}
+
+// pairChunk is how many pairs one chunk holds.
+const pairChunk = 8192
+
+// collect returns the bucket's pairs in key order; none for a missing
+// bucket.
+func collect(b *bolt.Bucket) pairs {
+	var p pairs
 	if b == nil {
-		return nil
+		return p
 	}
-	var out []kv
 	c := b.Cursor()
 	for k, v := c.First(); k != nil; k, v = c.Next() {
-		if v != nil {
-			out = append(out, kv{k, v})
+		if v == nil {
+			continue
 		}
+		if p.n%pairChunk == 0 {
+			p.chunks = append(p.chunks, make([]kv, 0, pairChunk))
+		}
+		last := &p.chunks[len(p.chunks)-1]
+		*last = append(*last, kv{k, v})
+		p.n++
 	}
-	return out
+	return p
 }
 
 // decodeMap decodes pairs into a map. Each pair is copied out of the memory
 // map once, key and value together into one string; the key and every string
 // field of the value are substrings of it.
-func decodeMap[K ~string, V any](bucket []byte, kvs []kv, decode func(string, *V) error) (map[K]V, error) {
-	m := make(map[K]V, len(kvs))
-	for _, e := range kvs {
-		var sb strings.Builder
-		sb.Grow(len(e.k) + len(e.v))
-		sb.Write(e.k)
-		sb.Write(e.v)
-		all := sb.String()
-		var v V
-		if err := decode(all[len(e.k):], &v); err != nil {
-			return nil, fmt.Errorf("%s %q: %w", bucket, e.k, err)
+func decodeMap[K ~string, V any](bucket []byte, ps pairs, decode func(string, *V) error) (map[K]V, error) {
+	m := make(map[K]V, ps.n)
+	for _, chunk := range ps.chunks {
+		for _, e := range chunk {
+			var sb strings.Builder
+			sb.Grow(len(e.k) + len(e.v))
+			sb.Write(e.k)
+			sb.Write(e.v)
+			all := sb.String()
+			var v V
+			if err := decode(all[len(e.k):], &v); err != nil {
+				return nil, fmt.Errorf("%s %q: %w", bucket, e.k, err)
+			}
+			m[K(all[:len(e.k)])] = v
 		}
-		m[K(all[:len(e.k)])] = v
 	}
 	return m, nil
 }
