@@ -200,7 +200,11 @@ func (b *inventoryBuilder) finish(stderr *stderrRecords) *engine.ExchangeInvento
 		b.problem("the script listed %d devices but %d were read", int(*b.end.Devices), b.nDevices)
 	}
 
-	byDN := map[string]*engine.Mailbox{}
+	// Devices name their mailbox by the DN as the mailbox line spells it,
+	// nearly always: look that up first, and lower-case only when it
+	// misses.
+	byDN := make(map[string]*engine.Mailbox, len(b.mailboxes))
+	exact := make(map[string]*engine.Mailbox, len(b.mailboxes))
 	for key, r := range b.mailboxes {
 		m := &r.m
 		if m.UPN == "" {
@@ -208,6 +212,7 @@ func (b *inventoryBuilder) finish(stderr *stderrRecords) *engine.ExchangeInvento
 			m.UPN = m.PrimarySMTP
 		}
 		byDN[key] = m
+		exact[r.dn] = m
 	}
 	seen := make(map[engine.DeviceKey]bool, b.nDevices)
 	used := map[*engine.Mailbox]bool{}
@@ -218,7 +223,10 @@ func (b *inventoryBuilder) finish(stderr *stderrRecords) *engine.ExchangeInvento
 		b.devices[ci] = nil // copied into inv.Devices as it goes
 		for _, r := range chunk {
 			d := r.d
-			m := byDN[strings.ToLower(r.mailboxDN)]
+			m := exact[r.mailboxDN]
+			if m == nil {
+				m = byDN[strings.ToLower(r.mailboxDN)]
+			}
 			switch {
 			case d.DeviceID == "":
 				b.problem("a device without an ID was skipped (%s)", d.Identity)
@@ -256,35 +264,40 @@ func (b *inventoryBuilder) finish(stderr *stderrRecords) *engine.ExchangeInvento
 		// Their LastSync reads zero: not known, rather than never.
 		b.log.Warn("exchange devices without statistics", "devices", noStats)
 	}
-	slices.SortFunc(inv.Mailboxes, func(a, b engine.Mailbox) int { return strings.Compare(strings.ToLower(a.UPN), strings.ToLower(b.UPN)) })
+	upns := make([]string, len(inv.Mailboxes))
+	for i := range inv.Mailboxes {
+		upns[i] = strings.ToLower(inv.Mailboxes[i].UPN)
+	}
+	sortByKey(inv.Mailboxes, upns)
 	sortByKey(inv.Devices, keys)
 	return inv
 }
 
-// sortByKey sorts devices by their keys, given in the same order, in
-// place: it sorts a permutation and then follows its cycles, so that no
-// second copy of the devices is made.
-func sortByKey(devices []engine.EASDevice, keys []engine.DeviceKey) {
-	order := make([]int32, len(devices))
+// sortByKey sorts items by their keys, given in the same order, in place:
+// it sorts a permutation and then follows its cycles, so that no second
+// copy of the items is made, and each key is computed once rather than at
+// every comparison.
+func sortByKey[T any, K ~string](items []T, keys []K) {
+	order := make([]int32, len(items))
 	for i := range order {
 		order[i] = int32(i)
 	}
 	slices.SortFunc(order, func(a, b int32) int { return strings.Compare(string(keys[a]), string(keys[b])) })
-	// devices[i] must become devices[order[i]].
+	// items[i] must become items[order[i]].
 	for i := range order {
 		if order[i] < 0 {
 			continue
 		}
-		tmp := devices[i]
+		tmp := items[i]
 		j := i
 		for {
 			k := int(order[j])
 			order[j] = -1
 			if k == i {
-				devices[j] = tmp
+				items[j] = tmp
 				break
 			}
-			devices[j] = devices[k]
+			items[j] = items[k]
 			j = k
 		}
 	}
