@@ -101,7 +101,7 @@ func BuildPlan(in PlanInput) *PlanOutput {
 	plan := &Plan{Serial: in.Serial, Kind: in.Kind, Computed: in.Now}
 	for _, k := range keys {
 		d := w.EAS[k]
-		rec := p.record(&d)
+		rec := p.record(k, &d)
 		p.changes(plan, &rec)
 		p.notify(plan, &rec)
 		p.out.Records[k] = rec
@@ -239,10 +239,11 @@ func (p *planner) scope(mb *Mailbox) (bool, string) {
 	return false, "mailbox " + mb.UPN + " is not in any included group"
 }
 
-// record merges one EAS record with its MDM record and decides its access.
-func (p *planner) record(d *EASDevice) DeviceRecord {
+// record merges one EAS record, whose key is k, with its MDM record and
+// decides its access.
+func (p *planner) record(k DeviceKey, d *EASDevice) DeviceRecord {
 	rec := DeviceRecord{EASDevice: *d}
-	prev, hadPrev := p.in.Prev[d.Key()]
+	prev, hadPrev := p.in.Prev[k]
 	if hadPrev {
 		rec.Notify = prev.Notify
 	}
