@@ -52,11 +52,7 @@ func (h *Host) baseline(r *run, name string) *psError {
 			UserPrincipalName: u.UPN, EmailAddresses: []string{}, ActiveSyncAllowedDeviceIDs: nonNil(append([]string(nil), u.Allowed...)),
 			ActiveSyncBlockedDeviceIDs: nonNil(append([]string(nil), u.Blocked...))})
 		for _, p := range u.Partnerships {
-			state, reason := o.AccessOf(u, p)
-			devices = append(devices, deviceLine{T: "device", MailboxDN: h.mailboxDN(u), Identity: o.Identity(u, p), DeviceID: p.DeviceID,
-				DeviceType: p.DeviceType, DeviceModel: p.DeviceModel, DeviceOS: p.DeviceOS, DeviceUserAgent: p.UserAgent,
-				ClientType: p.ClientType, DeviceAccessState: state, DeviceAccessStateReason: reason,
-				FirstSyncTime: isoTime(p.FirstSync), WhenChangedUTC: isoTime(p.WhenChanged)})
+			devices = append(devices, h.mobileDevice(u, p))
 			lastSync = append(lastSync, p.LastSync)
 		}
 	}

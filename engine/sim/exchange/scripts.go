@@ -188,6 +188,17 @@ func (h *Host) mailboxDN(u *org.User) string {
 	return "CN=" + escapeRDN(u.DisplayName) + ",OU=Users,DC=" + strings.ReplaceAll(h.cfg.Org.Domain, ".", ",DC=")
 }
 
+// mobileDevice is Get-MobileDevice's line for one partnership. The caller
+// holds the organisation's lock.
+func (h *Host) mobileDevice(u *org.User, p *org.Partnership) deviceLine {
+	o := h.cfg.Org
+	state, reason := o.AccessOf(u, p)
+	return deviceLine{T: "device", MailboxDN: h.mailboxDN(u), Identity: o.Identity(u, p), DeviceID: p.DeviceID,
+		DeviceType: p.DeviceType, DeviceModel: p.DeviceModel, DeviceOS: p.DeviceOS, DeviceUserAgent: p.UserAgent,
+		ClientType: p.ClientType, DeviceAccessState: state, DeviceAccessStateReason: reason,
+		FirstSyncTime: isoTime(p.FirstSync), WhenChangedUTC: isoTime(p.WhenChanged)}
+}
+
 func (h *Host) mailboxIdentity(u *org.User) string {
 	return h.cfg.Org.Domain + "/Users/" + u.DisplayName
 }
@@ -241,14 +252,10 @@ func (h *Host) inventory(r *run) *psError {
 				truncated = true
 				break
 			}
-			state, reason := o.AccessOf(u, p)
-			id := o.Identity(u, p)
-			identities = append(identities, id)
+			d := h.mobileDevice(u, p)
+			identities = append(identities, d.Identity)
 			lastSync = append(lastSync, p.LastSync)
-			devices = append(devices, deviceLine{T: "device", MailboxDN: h.mailboxDN(u), Identity: id, DeviceID: p.DeviceID,
-				DeviceType: p.DeviceType, DeviceModel: p.DeviceModel, DeviceOS: p.DeviceOS, DeviceUserAgent: p.UserAgent,
-				ClientType: p.ClientType, DeviceAccessState: state, DeviceAccessStateReason: reason,
-				FirstSyncTime: isoTime(p.FirstSync), WhenChangedUTC: isoTime(p.WhenChanged)})
+			devices = append(devices, d)
 			if !needed[u] {
 				needed[u] = true
 				need = append(need, u)
