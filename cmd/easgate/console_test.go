@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -44,7 +45,7 @@ func TestConsoleInTmux(t *testing.T) {
 	}
 	t.Logf("captured panes go to %s", artifacts)
 
-	simProc, info := startSimProcess(t, filepath.Join(dir, "sim"))
+	simProc, info := startSimProcess(t, filepath.Join(dir, "sim"), 200)
 	cfg := info.ConfigFile
 
 	// A dry run names a device the first sync will block: the user the
@@ -159,11 +160,11 @@ func TestConsoleInTmux(t *testing.T) {
 	}
 }
 
-// startSimProcess runs `easgate sim` in its own process and reads its
-// first line.
-func startSimProcess(t *testing.T, dir string) (*exec.Cmd, sim.Info) {
+// startSimProcess runs `easgate sim` with an organisation of users in its
+// own process and reads its first line.
+func startSimProcess(t *testing.T, dir string, users int) (*exec.Cmd, sim.Info) {
 	t.Helper()
-	cmd := exec.Command(binary, "sim", "--dir", dir, "--users", "200")
+	cmd := exec.Command(binary, "sim", "--dir", dir, "--users", strconv.Itoa(users))
 	cmd.Env = append(os.Environ(), "EASGATE_CONFIG=")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -192,6 +193,8 @@ func startSimProcess(t *testing.T, dir string) (*exec.Cmd, sim.Info) {
 			lines <- sc.Text()
 		}
 		close(lines)
+		for sc.Scan() { // keep the pipe drained
+		}
 	}()
 	var info sim.Info
 	select {

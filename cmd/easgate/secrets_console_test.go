@@ -1,19 +1,15 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -23,7 +19,6 @@ import (
 
 	"easgate/config"
 	"easgate/engine"
-	"easgate/engine/sim"
 	"easgate/engine/sim/graph"
 	"easgate/engine/sim/winrm"
 	"easgate/tui"
@@ -203,50 +198,6 @@ func TestSecretsStayOutOfTheConsole(t *testing.T) {
 	t.Logf("searched %d frames (%d KB)", strings.Count(all, "\n\f\n")+1, len(all)/1024)
 }
 
-// simProcess starts `easgate sim` and returns it with its first line.
-func simProcess(t *testing.T, dir string) (*exec.Cmd, sim.Info) {
-	t.Helper()
-	cmd := exec.Command(binary, "sim", "--dir", dir, "--users", "30")
-	cmd.Env = append(os.Environ(), "EASGATE_CONFIG=")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-		}
-	})
-	first := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		if sc.Scan() {
-			first <- sc.Text()
-		}
-		close(first)
-		for sc.Scan() {
-		}
-	}()
-	var info sim.Info
-	select {
-	case l := <-first:
-		if err := json.Unmarshal([]byte(l), &info); err != nil || info.ConfigFile == "" {
-			t.Fatalf("easgate sim's first line %q: %v", l, err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("easgate sim did not start")
-	}
-	return cmd, info
-}
-
 // procFile reads /proc/PID/name.
 func procFile(t *testing.T, pid int, name string) []byte {
 	t.Helper()
@@ -268,7 +219,7 @@ func TestSecretsStayOutOfProcessCommandLines(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs easgate sim and easgate run as processes")
 	}
-	simCmd, info := simProcess(t, t.TempDir())
+	simCmd, info := startSimProcess(t, t.TempDir(), 30)
 	secrets := map[string]string{
 		"WinRM password": info.WinRMPassword,
 		"Graph secret":   info.ClientSecret,
