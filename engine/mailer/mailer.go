@@ -166,8 +166,8 @@ func (m *Mailer) deliver(ctx context.Context, msg *gomail.Msg, to string) (err e
 		if !unsent(err) || ctx.Err() != nil {
 			return err
 		}
-		// The server closed the kept connection before MAIL FROM was
-		// answered: nothing was sent; send it over a new one.
+		// The kept connection was gone before the server answered
+		// anything (see unsent): send it over a new one.
 	}
 	c, err := m.dial(ctx)
 	if err != nil {
@@ -182,8 +182,11 @@ func (m *Mailer) deliver(ctx context.Context, msg *gomail.Msg, to string) (err e
 }
 
 // unsent reports whether a send over a kept connection failed before the
-// server answered MAIL FROM: the connection was gone (no SMTP reply at
-// all), so the server holds no part of the message.
+// server answered anything: the connection was gone, as when the server
+// closed it while it was idle. With no reply the message counts as not
+// delivered (RFC 5321 has clients treat a transaction without its reply
+// as failed) and goes again over a new connection; an SMTP reply is the
+// server's answer and is not sent again.
 func unsent(err error) bool {
 	if te, ok := errors.AsType[*txError](err); ok {
 		_, reply := errors.AsType[*textproto.Error](te.err)
@@ -340,6 +343,18 @@ func (c *conn) transact(msg *gomail.Msg, from, to string) error {
 	if err := c.smtp.UpdateDeadline(c.timeout); err != nil {
 		return &txError{stageMail, err}
 	}
+	var body *bytes.Buffer
+	if c.chunking {
+		// The message is built before any command goes out: BDAT needs its
+		// size, and a message that cannot be built leaves nothing half
+		// written in the session.
+		body = bodies.Get().(*bytes.Buffer)
+		defer bodies.Put(body)
+		body.Reset()
+		if _, err := msg.WriteTo(body); err != nil {
+			return &txError{stageBody, err}
+		}
+	}
 	t := c.smtp.Text
 	t.W.WriteString("MAIL FROM:<" + from + ">" + c.mailParams + "\r\n")
 	t.W.WriteString("RCPT TO:<" + to + ">\r\n")
@@ -348,12 +363,6 @@ func (c *conn) transact(msg *gomail.Msg, from, to string) error {
 		code  int
 	}{stageData, 354}
 	if c.chunking {
-		body := bodies.Get().(*bytes.Buffer)
-		defer bodies.Put(body)
-		body.Reset()
-		if _, err := msg.WriteTo(body); err != nil {
-			return &txError{stageBody, err}
-		}
 		t.W.WriteString("BDAT " + strconv.Itoa(body.Len()) + " LAST\r\n")
 		t.W.Write(body.Bytes())
 		last.stage, last.code = stageBody, 250
