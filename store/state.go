@@ -125,6 +125,8 @@ func (s *Store) Load(ctx context.Context) (*engine.State, error) {
 			return err
 		})
 		err = g.Wait()
+		// Every value is copied out: the pages need not stay resident.
+		releaseMapped(s.db, tx)
 		if err != nil && !errors.Is(err, ErrCorrupt) {
 			return corruptError(s.path, err)
 		}

@@ -252,6 +252,8 @@ func open(path string, opts Options, sc schema) (*Store, error) {
 		_ = s.Close()
 		return nil, err
 	}
+	// The freelist rebuild and the preflight walk read every page.
+	_ = s.view(func(tx *bolt.Tx) error { releaseMapped(s.db, tx); return nil })
 	serial, _ := s.serial()
 	log.Info("store opened", slog.Uint64(attrSchema, s.schema), slog.Uint64(attrSerial, serial),
 		slog.Int64(attrSize, s.fileSize()), slog.Bool(attrReadOnly, opts.ReadOnly),
