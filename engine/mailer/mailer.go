@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/mail"
@@ -536,11 +537,21 @@ func (m *Mailer) message(to *mail.Address, r Message) *gomail.Msg {
 	// sender (RFC 3834; Exchange reads X-Auto-Response-Suppress).
 	msg.SetGenHeader("Auto-Submitted", "auto-generated")
 	msg.SetGenHeader("X-Auto-Response-Suppress", "OOF, AutoReply")
-	msg.SetBodyString(gomail.TypeTextPlain, r.Text)
+	// The parts are written from the rendered strings when the message
+	// is: SetBodyString would copy each into a buffer of its own first.
+	msg.SetBodyWriter(gomail.TypeTextPlain, writeString(r.Text))
 	if r.HTML != "" {
-		msg.AddAlternativeString(gomail.TypeTextHTML, r.HTML)
+		msg.AddAlternativeWriter(gomail.TypeTextHTML, writeString(r.HTML))
 	}
 	return msg
+}
+
+// writeString returns a go-mail body writer that writes s.
+func writeString(s string) func(io.Writer) (int64, error) {
+	return func(w io.Writer) (int64, error) {
+		n, err := io.WriteString(w, s)
+		return int64(n), err
+	}
 }
 
 // recipient parses a notification's To as one bare address; anything that
