@@ -162,6 +162,11 @@ func (t *transport) close() {
 }
 
 // Post sends one envelope and returns the answer.
+// copyBuffers hold the buffers answers are read through: io.Copy would
+// allocate 32 KiB for each of the thousands of Receives of a large
+// inventory.
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
 func (t *transport) Post(_ *winrm.Client, m *soap.SoapMessage) (string, error) {
 	var received int64 // the answer's size, read by the pacing bookkeeping
 	text := m.String()
@@ -201,7 +206,9 @@ func (t *transport) Post(_ *winrm.Client, m *soap.SoapMessage) (string, error) {
 	if resp.ContentLength > 0 && resp.ContentLength <= maxResponse {
 		answer.Grow(int(resp.ContentLength))
 	}
-	n, err := io.Copy(&answer, io.LimitReader(resp.Body, maxResponse+1))
+	buf := copyBuffers.Get().(*[]byte)
+	n, err := io.CopyBuffer(&answer, io.LimitReader(resp.Body, maxResponse+1), *buf)
+	copyBuffers.Put(buf)
 	received = n
 	wire.received.Add(n)
 	if err != nil {
