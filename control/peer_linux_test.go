@@ -23,14 +23,19 @@ import (
 // under whatever uid it was started with.
 const envHelper = "EASGATE_CONTROL_HELPER_SOCKET"
 
-// TestHelperClient is not a test: TestAnotherUserIsRefused runs the test
-// binary as another user with envHelper set, and this dials the socket and
-// prints what happened.
-func TestHelperClient(t *testing.T) {
-	path := os.Getenv(envHelper)
-	if path == "" {
-		t.Skip("helper process only")
+// TestMain makes the test binary a client of the socket envHelper names
+// when it is set: TestAnotherUserIsRefused runs the binary so as another
+// user, and this dials the socket, prints what happened and exits before
+// any test runs.
+func TestMain(m *testing.M) {
+	if path := os.Getenv(envHelper); path != "" {
+		helperClient(path)
+		os.Exit(0)
 	}
+	os.Exit(m.Run())
+}
+
+func helperClient(path string) {
 	c, err := Dial(context.Background(), path)
 	switch {
 	case errors.Is(err, ErrForbidden):
@@ -40,7 +45,6 @@ func TestHelperClient(t *testing.T) {
 	default:
 		fmt.Println("ok:", c.Info().User)
 	}
-	os.Exit(0)
 }
 
 // syncBuffer is a log sink the server writes to while the test reads it.
@@ -112,7 +116,7 @@ func TestAnotherUserIsRefused(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			cmd := exec.Command(helper, "-test.run=^TestHelperClient$")
+			cmd := exec.Command(helper, "-test.run=^$")
 			cmd.Env = append(os.Environ(), envHelper+"="+path)
 			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
 			out, err := cmd.CombinedOutput()
