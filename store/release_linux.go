@@ -13,8 +13,8 @@ import (
 
 // releaseMapped tells the kernel that the process no longer needs the
 // store's mapped pages resident. Loading the state reads every page through
-// bbolt's memory map, and the first write after a read-write open walks
-// them all to rebuild the freelist; at 100,000 mailboxes that kept some
+// bbolt's memory map, and a read-write open walks them all to rebuild the
+// freelist (bbolt does it inside Open). At 100,000 mailboxes that kept some
 // 250 MB of the file counted in the process's resident set for the rest of
 // its life, though every value it needs was copied out.
 //

@@ -252,7 +252,8 @@ func open(path string, opts Options, sc schema) (*Store, error) {
 		_ = s.Close()
 		return nil, err
 	}
-	// The freelist rebuild and the preflight walk read every page.
+	// bbolt's freelist rebuild, inside a read-write open, read every page
+	// of this mapping (the preflight walked a mapping of its own, now gone).
 	_ = s.view(func(tx *bolt.Tx) error { releaseMapped(s.db, tx); return nil })
 	serial, _ := s.serial()
 	log.Info("store opened", slog.Uint64(attrSchema, s.schema), slog.Uint64(attrSerial, serial),

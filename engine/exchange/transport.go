@@ -161,12 +161,12 @@ func (t *transport) close() {
 	}
 }
 
-// Post sends one envelope and returns the answer.
 // copyBuffers hold the buffers answers are read through: io.Copy would
 // allocate 32 KiB for each of the thousands of Receives of a large
 // inventory.
 var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
+// Post sends one envelope and returns the answer.
 func (t *transport) Post(_ *winrm.Client, m *soap.SoapMessage) (string, error) {
 	var received int64 // the answer's size, read by the pacing bookkeeping
 	text := m.String()
