@@ -15,6 +15,9 @@
 //	           so a cursor walks runs in chronological order
 //	journal    engine.JournalEntry (binary codec) by 8-byte big-endian sequence
 //	           number from the bucket's NextSequence
+//	stage      only while a large first snapshot is committed: the records, mdm
+//	           or mailboxes bucket being filled in bounded transactions
+//	           (stage.go); moved into place by the commit that moves the serial
 //
 // The bulk buckets use a small hand-written binary codec rather than JSON
 // because Load must read 150,000 device records, 150,000 MDM records and

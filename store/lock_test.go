@@ -31,6 +31,9 @@ func TestMain(m *testing.M) {
 	if path := os.Getenv(writeEnv); path != "" {
 		os.Exit(writeForever(path))
 	}
+	if dir := os.Getenv(stageEnv); dir != "" {
+		os.Exit(stageForever(dir))
+	}
 	code := m.Run()
 	if fixture.dir != "" {
 		_ = os.RemoveAll(fixture.dir)

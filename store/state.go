@@ -281,28 +281,51 @@ func encodePuts[K comparable, T any](bucket []byte, puts *engine.Puts[K, T], app
 	if n == 0 {
 		return nil, nil
 	}
-	out := make([]kv, 0, n)
-	var buf []byte
+	e := pairEncoder[T]{bucket: bucket, appendKey: appendKey, appendVal: appendVal, out: make([]kv, 0, n)}
 	for item := range puts.All {
-		if cap(buf)-len(buf) < 4096 {
-			// A batch of a few hundred entries needs kilobytes, not a
-			// whole chunk.
-			buf = make([]byte, 0, min(arenaChunk, 512*(n-len(out))+4096))
-		}
-		ks := len(buf)
-		buf = appendKey(buf, item)
-		ke := len(buf)
-		if err := checkKey(bucket, buf[ks:ke]); err != nil {
+		if err := e.add(item, n-len(e.out)); err != nil {
 			return nil, err
 		}
-		buf = appendVal(buf, item)
-		out = append(out, kv{buf[ks:ke:ke], buf[ke:len(buf):len(buf)]})
 	}
+	return e.sorted(), nil
+}
+
+// pairEncoder encodes items into key-value pairs in chunked buffers.
+type pairEncoder[T any] struct {
+	bucket               []byte
+	appendKey, appendVal func([]byte, *T) []byte
+	buf                  []byte
+	out                  []kv
+}
+
+// add encodes item; left is how many items are still to come, counting
+// this one, which sizes a new buffer.
+func (e *pairEncoder[T]) add(item *T, left int) error {
+	if cap(e.buf)-len(e.buf) < 4096 {
+		// A batch of a few hundred entries needs kilobytes, not a
+		// whole chunk.
+		e.buf = make([]byte, 0, min(arenaChunk, 512*left+4096))
+	}
+	ks := len(e.buf)
+	e.buf = e.appendKey(e.buf, item)
+	ke := len(e.buf)
+	if err := checkKey(e.bucket, e.buf[ks:ke]); err != nil {
+		return err
+	}
+	e.buf = e.appendVal(e.buf, item)
+	e.out = append(e.out, kv{e.buf[ks:ke:ke], e.buf[ke:len(e.buf):len(e.buf)]})
+	return nil
+}
+
+// sorted returns the pairs sorted by key; for equal keys the later item
+// comes later, so it wins. The engine hands over items in key order
+// already; then the sort is skipped.
+func (e *pairEncoder[T]) sorted() []kv {
 	cmp := func(a, b kv) int { return bytes.Compare(a.k, b.k) }
-	if !slices.IsSortedFunc(out, cmp) {
-		slices.SortStableFunc(out, cmp)
+	if !slices.IsSortedFunc(e.out, cmp) {
+		slices.SortStableFunc(e.out, cmp)
 	}
-	return out, nil
+	return e.out
 }
 
 // appendLower appends s lower-cased exactly as strings.ToLower would,
@@ -496,6 +519,13 @@ func (s *Store) Commit(ctx context.Context, c *engine.Commit) (uint64, error) {
 		}
 		return cur, nil
 	}
+	staged, err := s.stageable(c)
+	if err != nil {
+		return 0, err
+	}
+	if len(staged) > 0 {
+		return s.commitStaged(ctx, c, staged)
+	}
 	p, err := prepareCommit(c)
 	if err != nil {
 		return 0, fmt.Errorf("commit to store %s: %w", s.path, err)
@@ -506,57 +536,70 @@ func (s *Store) Commit(ctx context.Context, c *engine.Commit) (uint64, error) {
 	var serial uint64
 	var pruned PruneResult
 	err = s.update(func(tx *bolt.Tx) error {
-		cur, err := s.readSerial(tx)
-		if err != nil {
-			return err
-		}
-		if cur != c.Expect {
-			return staleSerial(s.path, c.Expect, cur)
-		}
-		mb := tx.Bucket(bucketMeta)
-		for i := range p.writes {
-			if err := p.writes[i].apply(tx); err != nil {
-				return err
-			}
-		}
-		if p.meta != nil {
-			if err := mb.Put(keyMeta, p.meta); err != nil {
-				return fmt.Errorf("put meta: %w", err)
-			}
-		}
-		if p.setPlan {
-			if p.plan == nil {
-				err = mb.Delete(keyHeldPlan)
-			} else {
-				err = mb.Put(keyHeldPlan, p.plan)
-			}
-			if err != nil {
-				return fmt.Errorf("save held plan: %w", err)
-			}
-		}
-		if p.state {
-			cur++
-			if err := mb.Put(keySerial, u64(cur)); err != nil {
-				return fmt.Errorf("put serial: %w", err)
-			}
-		}
-		if p.run != nil {
-			if err := putRun(tx, p.runStart, p.runID, p.run); err != nil {
-				return err
-			}
-		}
-		if _, err := putJournal(tx, p.journal, p.entries); err != nil {
-			return err
-		}
-		// Pruning is housekeeping: a damaged old entry must not stop the
-		// engine from saving state. Check and Prune report it.
-		if pruned, err = s.prune(tx); err != nil {
-			s.log.Warn("pruning the history failed", slog.Any(attrErr, err))
-			pruned = PruneResult{}
-		}
-		serial = cur
-		return nil
+		var err error
+		serial, pruned, err = s.commitTx(tx, c.Expect, p)
+		return err
 	})
+	return s.committed(serial, pruned, err)
+}
+
+// commitTx writes a prepared commit in tx if the stored serial is expect,
+// and returns the serial after it.
+func (s *Store) commitTx(tx *bolt.Tx, expect uint64, p *preparedCommit) (uint64, PruneResult, error) {
+	cur, err := s.readSerial(tx)
+	if err != nil {
+		return 0, PruneResult{}, err
+	}
+	if cur != expect {
+		return 0, PruneResult{}, staleSerial(s.path, expect, cur)
+	}
+	mb := tx.Bucket(bucketMeta)
+	for i := range p.writes {
+		if err := p.writes[i].apply(tx); err != nil {
+			return 0, PruneResult{}, err
+		}
+	}
+	if p.meta != nil {
+		if err := mb.Put(keyMeta, p.meta); err != nil {
+			return 0, PruneResult{}, fmt.Errorf("put meta: %w", err)
+		}
+	}
+	if p.setPlan {
+		if p.plan == nil {
+			err = mb.Delete(keyHeldPlan)
+		} else {
+			err = mb.Put(keyHeldPlan, p.plan)
+		}
+		if err != nil {
+			return 0, PruneResult{}, fmt.Errorf("save held plan: %w", err)
+		}
+	}
+	if p.state {
+		cur++
+		if err := mb.Put(keySerial, u64(cur)); err != nil {
+			return 0, PruneResult{}, fmt.Errorf("put serial: %w", err)
+		}
+	}
+	if p.run != nil {
+		if err := putRun(tx, p.runStart, p.runID, p.run); err != nil {
+			return 0, PruneResult{}, err
+		}
+	}
+	if _, err := putJournal(tx, p.journal, p.entries); err != nil {
+		return 0, PruneResult{}, err
+	}
+	// Pruning is housekeeping: a damaged old entry must not stop the
+	// engine from saving state. Check and Prune report it.
+	pruned, err := s.prune(tx)
+	if err != nil {
+		s.log.Warn("pruning the history failed", slog.Any(attrErr, err))
+		pruned = PruneResult{}
+	}
+	return cur, pruned, nil
+}
+
+// committed finishes Commit: it wraps err and logs what pruning removed.
+func (s *Store) committed(serial uint64, pruned PruneResult, err error) (uint64, error) {
 	if err != nil {
 		if errors.Is(err, engine.ErrStaleSerial) {
 			return 0, err

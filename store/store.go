@@ -169,6 +169,8 @@ type Store struct {
 	closed atomic.Bool
 	// commits counts committed write transactions, for Stats.
 	commits atomic.Int64
+	// stage is when and how a commit is staged (see stage.go).
+	stage stageSize
 }
 
 // Open opens the store at path, creating it (mode 0600) unless opts.ReadOnly.
@@ -252,6 +254,12 @@ func open(path string, opts Options, sc schema) (*Store, error) {
 		_ = s.Close()
 		return nil, err
 	}
+	if !opts.ReadOnly {
+		if err := s.dropStage(); err != nil {
+			_ = s.Close()
+			return nil, err
+		}
+	}
 	// bbolt's freelist rebuild, inside a read-write open, read every page
 	// of this mapping (the preflight walked a mapping of its own, now gone).
 	_ = s.view(func(tx *bolt.Tx) error { releaseMapped(s.db, tx); return nil })
@@ -315,7 +323,7 @@ func openBolt(path string, opts Options, readOnly bool) (s *Store, err error) {
 			return nil, corruptError(path, err)
 		}
 	}
-	return &Store{db: db, file: file, path: path, opts: opts, log: opts.Logger.With(slog.String(attrPath, path))}, nil
+	return &Store{db: db, file: file, path: path, opts: opts, log: opts.Logger.With(slog.String(attrPath, path)), stage: defaultStage}, nil
 }
 
 // initialMmapSize is 1 GiB where mapping it costs nothing but address space.
