@@ -18,9 +18,12 @@ type applied struct {
 	notified map[DeviceKey]NotifyState
 	owned    []OwnedEntry
 	disowned []OwnedKey
-	applied  int
-	failed   int
-	sent     int
+	// unrecorded are the disowned keys whose RecordChanges failed: the
+	// store still holds them until the run's commit deletes them.
+	unrecorded []OwnedKey
+	applied    int
+	failed     int
+	sent       int
 	// orgDefault is the DefaultAccessLevel Exchange now has, when the run
 	// switched it.
 	orgDefault string
@@ -444,7 +447,7 @@ func (e *Engine) applyBatch(ctx context.Context, rc *run, batch []Change, res *a
 		for i, c := range batch {
 			out[i] = ChangeResult{Change: c, Error: "not attempted: journal write failed: " + err.Error(), Transient: true}
 		}
-		e.tally(res, out, nil, nil)
+		e.tally(res, out, nil, nil, false)
 		return out
 	}
 	rc.journaled(saved)
@@ -472,7 +475,7 @@ func (e *Engine) applyBatch(ctx context.Context, rc *run, batch []Change, res *a
 		rc.problem("journal after apply: %v", err)
 	}
 	rc.journaled(saved)
-	e.tally(res, results, owned, disowned)
+	e.tally(res, results, owned, disowned, err == nil)
 	return results
 }
 
@@ -565,12 +568,17 @@ func sameChange(a, b Change) bool {
 	return a.List == b.List && a.Op == b.Op && a.DeviceID == b.DeviceID && a.Mailbox == b.Mailbox
 }
 
-func (e *Engine) tally(res *applied, results []ChangeResult, owned []OwnedEntry, disowned []OwnedKey) {
+// tally adds a batch's results, the owned entries recorded before it and
+// the keys it disowned; recorded says whether RecordChanges saved those.
+func (e *Engine) tally(res *applied, results []ChangeResult, owned []OwnedEntry, disowned []OwnedKey, recorded bool) {
 	res.mu.Lock()
 	defer res.mu.Unlock()
 	res.results = append(res.results, results...)
 	res.owned = append(res.owned, owned...)
 	res.disowned = append(res.disowned, disowned...)
+	if !recorded {
+		res.unrecorded = append(res.unrecorded, disowned...)
+	}
 	for _, r := range results {
 		if r.OK {
 			res.applied++

@@ -17,11 +17,12 @@ func (e *Engine) commitRun(ctx context.Context, rc *run, p *pending) error {
 	cur := e.current()
 	r := rc.r
 	next := e.nextState(cur, p.world, p.out, p.applied, r.Started, r.Kind, !p.approved)
+	stored := recordedOwned(p.applied)
 	if a := p.applied; a != nil {
 		// The next state holds what the results said; a large run's
 		// results and owned entries need not be held while the store
 		// encodes and writes.
-		a.results, a.owned, a.disowned = nil, nil, nil
+		a.results, a.owned, a.disowned, a.unrecorded = nil, nil, nil, nil
 	}
 	if p.approved {
 		next.Meta = cur.Meta // nothing was observed: the watermarks stay
@@ -44,6 +45,9 @@ func (e *Engine) commitRun(ctx context.Context, rc *run, p *pending) error {
 	}
 	r.Finished = e.now()
 	c := diff(cur, next)
+	if stored != nil {
+		c.PutOwned, c.DeleteOwned = stored.diff(cur.Owned, next.Owned)
+	}
 	c.Expect = cur.Serial
 	c.Run = r
 	serial, err := e.deps.Store.Commit(ctx, c)
@@ -80,6 +84,80 @@ func diff(cur, next *State) *Commit {
 		c.SetHeldPlan, c.HeldPlan = true, next.HeldPlan
 	}
 	return c
+}
+
+// ownedChanges are the owned entries a run's applier already saved with
+// RecordChanges, before and after each batch: the store holds them before
+// the run commits. Diffing against them keeps a first sync's commit from
+// writing 135,000 entries a second time, and deletes an entry the applier
+// disowned when its RecordChanges failed.
+type ownedChanges struct {
+	added map[OwnedKey]OwnedEntry
+	gone  map[OwnedKey]bool
+}
+
+// recordedOwned returns the owned entries a's batches recorded, or nil if
+// none. A plan changes each list entry at most once, so a key is added at
+// most once, and removed only after it was added.
+func recordedOwned(a *applied) *ownedChanges {
+	if a == nil || len(a.owned)+len(a.disowned) == 0 {
+		return nil
+	}
+	oc := &ownedChanges{added: make(map[OwnedKey]OwnedEntry, len(a.owned)), gone: make(map[OwnedKey]bool, len(a.disowned))}
+	for _, o := range a.owned {
+		oc.added[o.Key()] = o
+	}
+	for _, k := range a.disowned {
+		oc.gone[k] = true
+	}
+	for _, k := range a.unrecorded {
+		delete(oc.gone, k)
+	}
+	return oc
+}
+
+// stored returns the entry the store holds for k, on top of cur.
+func (oc *ownedChanges) stored(cur map[OwnedKey]OwnedEntry, k OwnedKey) (OwnedEntry, bool) {
+	if oc.gone[k] {
+		return OwnedEntry{}, false
+	}
+	if o, ok := oc.added[k]; ok {
+		return o, true
+	}
+	o, ok := cur[k]
+	return o, ok
+}
+
+// diff is diffMap of the owned entries against what the store holds.
+func (oc *ownedChanges) diff(cur, next map[OwnedKey]OwnedEntry) (puts Puts[OwnedKey, OwnedEntry], deletes []OwnedKey) {
+	var changed []OwnedKey
+	for k, v := range next {
+		if old, ok := oc.stored(cur, k); !ok || old != v {
+			changed = append(changed, k)
+		}
+	}
+	slices.Sort(changed)
+	if len(changed) > 0 {
+		puts = Puts[OwnedKey, OwnedEntry]{Keys: changed, From: next}
+	}
+	gone := func(k OwnedKey) {
+		if _, ok := next[k]; ok {
+			return
+		}
+		if _, ok := oc.stored(cur, k); ok {
+			deletes = append(deletes, k)
+		}
+	}
+	for k := range cur {
+		gone(k)
+	}
+	for k := range oc.added {
+		if _, ok := cur[k]; !ok {
+			gone(k)
+		}
+	}
+	slices.Sort(deletes)
+	return puts, deletes
 }
 
 // diffMap returns next's entries that are new or changed since cur, as
