@@ -25,6 +25,43 @@ type codecCase struct {
 	value  func(t testing.TB, seed int) any
 	encode func(v any) []byte
 	decode func(s string, v any) (any, error)
+	// load decodes as Load does, for the types it loads.
+	load func(k, b []byte) (any, error)
+}
+
+// loadOne decodes b with read as Load does: as the one pair of a bucket,
+// under key k. The error is read's, without the bucket and key.
+func loadOne[V any](read func(*dec[[]byte], *V)) func(k, b []byte) (any, error) {
+	return func(k, b []byte) (any, error) {
+		m, err := decodeMap[string]([]byte("test"), pairs{chunks: [][]kv{{{k: k, v: b}}}, n: 1}, read)
+		if err != nil {
+			return nil, errors.Unwrap(err)
+		}
+		return m[string(k)], nil
+	}
+}
+
+// decodeBoth decodes s with tc.decode and, for a type Load reads, checks
+// that Load's decoder agrees: the same value or the same error, with no
+// string sharing its input (which it clears before comparing). The key
+// Load's decoder sees is s's start, which a fuzzed value may repeat.
+func (tc codecCase) decodeBoth(t testing.TB, s string, orig any) (any, error) {
+	t.Helper()
+	got, err := tc.decode(s, orig)
+	if tc.load == nil {
+		return got, err
+	}
+	b, k := []byte(s), []byte(s[:min(len(s), 8)])
+	loaded, lerr := tc.load(k, b)
+	clear(b)
+	clear(k)
+	switch {
+	case (err == nil) != (lerr == nil) || err != nil && err.Error() != lerr.Error():
+		t.Errorf("%s: Load's decoder fails with %v, the string decoder with %v", tc.name, lerr, err)
+	case err == nil && !reflect.DeepEqual(loaded, got):
+		t.Errorf("%s: Load's decoder decodes\n%+v\nthe string decoder\n%+v", tc.name, loaded, got)
+	}
+	return got, err
 }
 
 var codecCases = []codecCase{
@@ -37,6 +74,7 @@ var codecCases = []codecCase{
 			err := decodeRecord(s, &r)
 			return r, err
 		},
+		load: loadOne(readRecord),
 	},
 	{
 		name:   "mdm record",
@@ -47,6 +85,7 @@ var codecCases = []codecCase{
 			err := decodeMDM(s, &m)
 			return m, err
 		},
+		load: loadOne(readMDM),
 	},
 	{
 		name:   "mailbox",
@@ -57,6 +96,7 @@ var codecCases = []codecCase{
 			err := decodeMailbox(s, &m)
 			return m, err
 		},
+		load: loadOne(readMailbox),
 	},
 	{
 		name:   "link",
@@ -67,6 +107,7 @@ var codecCases = []codecCase{
 			err := decodeLink(s, &l)
 			return l, err
 		},
+		load: loadOne(readLink),
 	},
 	{
 		name:   "owned entry",
@@ -77,6 +118,7 @@ var codecCases = []codecCase{
 			err := decodeOwned(s, &o)
 			return o, err
 		},
+		load: loadOne(readOwned),
 	},
 	{
 		name:   "journal entry",
@@ -96,7 +138,7 @@ func TestCodecCarriesEveryField(t *testing.T) {
 	for _, tc := range codecCases {
 		t.Run(tc.name, func(t *testing.T) {
 			want := tc.value(t, 1)
-			got, err := tc.decode(string(tc.encode(want)), want)
+			got, err := tc.decodeBoth(t, string(tc.encode(want)), want)
 			if err != nil {
 				t.Fatalf("decode: %v", err)
 			}
@@ -113,7 +155,7 @@ func TestCodecZeroValues(t *testing.T) {
 	for _, tc := range codecCases {
 		t.Run(tc.name, func(t *testing.T) {
 			zero := reflect.Zero(reflect.TypeOf(tc.value(t, 1))).Interface()
-			got, err := tc.decode(string(tc.encode(zero)), zero)
+			got, err := tc.decodeBoth(t, string(tc.encode(zero)), zero)
 			if err != nil {
 				t.Fatalf("decode: %v", err)
 			}
@@ -167,30 +209,31 @@ func TestCodecRejectsDamage(t *testing.T) {
 			v := tc.value(t, 2)
 			b := tc.encode(v)
 			for n := range len(b) {
-				if _, err := tc.decode(string(b[:n]), v); err == nil {
+				if _, err := tc.decodeBoth(t, string(b[:n]), v); err == nil {
 					t.Errorf("value cut to %d of %d bytes decoded without error", n, len(b))
 				}
 			}
-			if _, err := tc.decode(string(append(b, 0)), v); !errors.Is(err, errTrailing) {
+			if _, err := tc.decodeBoth(t, string(append(b, 0)), v); !errors.Is(err, errTrailing) {
 				t.Errorf("trailing byte: err = %v, want errTrailing", err)
 			}
 			for i := range b {
 				for _, x := range []byte{0xff, 0x80, 0x00, 0x7f} {
 					c := append([]byte(nil), b...)
 					c[i] = x
-					_, _ = tc.decode(string(c), v) // must not panic
+					_, _ = tc.decodeBoth(t, string(c), v) // must not panic
 				}
 			}
 			c := append([]byte(nil), b...)
 			c[0] = 9
-			if _, err := tc.decode(string(c), v); err == nil || !strings.Contains(err.Error(), "format version 9") {
+			if _, err := tc.decodeBoth(t, string(c), v); err == nil || !strings.Contains(err.Error(), "format version 9") {
 				t.Errorf("unknown version: err = %v", err)
 			}
 		})
 	}
 }
 
-// FuzzDecode feeds arbitrary bytes to every decoder; none may panic.
+// FuzzDecode feeds arbitrary bytes to every decoder; none may panic, and
+// Load's decoders must agree with the string decoders.
 func FuzzDecode(f *testing.F) {
 	for _, tc := range codecCases {
 		f.Add(tc.encode(tc.value(f, 3)))
@@ -198,16 +241,11 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte{1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		s := string(b)
-		var r engine.DeviceRecord
-		_ = decodeRecord(s, &r)
-		var m engine.MDMDevice
-		_ = decodeMDM(s, &m)
-		var mb engine.Mailbox
-		_ = decodeMailbox(s, &mb)
-		var l engine.Link
-		_ = decodeLink(s, &l)
-		var o engine.OwnedEntry
-		_ = decodeOwned(s, &o)
+		for _, tc := range codecCases {
+			if tc.load != nil {
+				_, _ = tc.decodeBoth(t, s, nil)
+			}
+		}
 		var j engine.JournalEntry
 		_ = decodeJournal(s, 1, &j)
 		_, _, _, _, _ = journalHead(b)
@@ -341,7 +379,7 @@ func TestCodecGolden(t *testing.T) {
 			if err := json.Unmarshal([]byte(g.js), want.Interface()); err != nil {
 				t.Fatal(err)
 			}
-			got, err := tc.decode(string(g.bin), want.Elem().Interface())
+			got, err := tc.decodeBoth(t, string(g.bin), want.Elem().Interface())
 			if err != nil {
 				t.Fatalf("decode golden value: %v", err)
 			}

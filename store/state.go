@@ -54,23 +54,26 @@ func collect(b *bolt.Bucket) pairs {
 	return p
 }
 
-// decodeMap decodes pairs into a map. Each pair is copied out of the memory
-// map once, key and value together into one string; the key and every string
-// field of the value are substrings of it.
-func decodeMap[K ~string, V any](bucket []byte, ps pairs, decode func(string, *V) error) (map[K]V, error) {
+// decodeMap decodes pairs into a map with read. It reads the pairs where
+// they are, in the memory map; the key and every string of the value are
+// made by a loadStrings, so nothing in the map aliases the pairs.
+func decodeMap[K ~string, V any](bucket []byte, ps pairs, read func(*dec[[]byte], *V)) (map[K]V, error) {
 	m := make(map[K]V, ps.n)
+	ls := newLoadStrings()
+	// One decoder for all values: read is a function value, so the
+	// decoder escapes, and a kilobyte each would be half a gigabyte of
+	// garbage at full scale.
+	d := &dec[[]byte]{ls: ls}
 	for _, chunk := range ps.chunks {
 		for _, e := range chunk {
-			var sb strings.Builder
-			sb.Grow(len(e.k) + len(e.v))
-			sb.Write(e.k)
-			sb.Write(e.v)
-			all := sb.String()
+			k := ls.startValue(e.k)
+			d.reset(e.v)
 			var v V
-			if err := decode(all[len(e.k):], &v); err != nil {
+			read(d, &v)
+			if err := d.done(); err != nil {
 				return nil, fmt.Errorf("%s %q: %w", bucket, e.k, err)
 			}
-			m[K(all[:len(e.k)])] = v
+			m[K(k)] = v
 		}
 	}
 	return m, nil
@@ -102,26 +105,26 @@ func (s *Store) Load(ctx context.Context) (*engine.State, error) {
 		defer func() { _ = g.Wait() }()
 		records := collect(tx.Bucket(bucketRecords))
 		g.Go(func() (err error) {
-			st.Records, err = decodeMap[engine.DeviceKey](bucketRecords, records, decodeRecord)
+			st.Records, err = decodeMap[engine.DeviceKey](bucketRecords, records, readRecord)
 			return err
 		})
 		mdm := collect(tx.Bucket(bucketMDM))
 		g.Go(func() (err error) {
-			st.MDM, err = decodeMap[string](bucketMDM, mdm, decodeMDM)
+			st.MDM, err = decodeMap[string](bucketMDM, mdm, readMDM)
 			return err
 		})
 		mailboxes := collect(tx.Bucket(bucketMailboxes))
 		g.Go(func() (err error) {
-			st.Mailboxes, err = decodeMap[string](bucketMailboxes, mailboxes, decodeMailbox)
+			st.Mailboxes, err = decodeMap[string](bucketMailboxes, mailboxes, readMailbox)
 			return err
 		})
 		owned := collect(tx.Bucket(bucketOwned))
 		links := collect(tx.Bucket(bucketLinks))
 		g.Go(func() (err error) {
-			if st.Links, err = decodeMap[engine.DeviceKey](bucketLinks, links, decodeLink); err != nil {
+			if st.Links, err = decodeMap[engine.DeviceKey](bucketLinks, links, readLink); err != nil {
 				return err
 			}
-			st.Owned, err = decodeMap[engine.OwnedKey](bucketOwned, owned, decodeOwned)
+			st.Owned, err = decodeMap[engine.OwnedKey](bucketOwned, owned, readOwned)
 			return err
 		})
 		err = g.Wait()
