@@ -68,25 +68,43 @@ func (s *Server) ClearFaults() {
 	s.faults = map[Op]*injection{}
 }
 
-// faultFor returns the fault that hits this request of op, if any.
-func (s *Server) faultFor(op Op) *Fault {
+// faultFor returns the fault that hits this request of op, if any, and
+// whether any fault was set for op (hitting it or not).
+func (s *Server) faultFor(op Op) (f *Fault, set bool) {
 	s.faultMu.Lock()
 	defer s.faultMu.Unlock()
+	return s.take(op, false)
+}
+
+// lateReset returns a Reset fault set for op while a request of op that
+// met no fault on arrival waited: a Receive long-polls, and a connection
+// that breaks while it waits breaks that Receive, not only later ones.
+func (s *Server) lateReset(op Op) *Fault {
+	s.faultMu.Lock()
+	defer s.faultMu.Unlock()
+	f, _ := s.take(op, true)
+	return f
+}
+
+// take counts a request of op against the faults set for it and returns
+// the one that hits it; resets limits it to Reset faults. s.faultMu is held.
+func (s *Server) take(op Op, resets bool) (f *Fault, set bool) {
 	for _, key := range []Op{op, OpAny} {
 		in := s.faults[key]
-		if in == nil {
+		if in == nil || (resets && !in.Reset) {
 			continue
 		}
+		set = true
 		in.seen++
 		if in.seen <= in.After || (in.Times > 0 && in.hit >= in.Times) {
 			continue
 		}
 		in.hit++
 		s.injected.Add(1)
-		f := in.Fault
-		return &f
+		hit := in.Fault
+		return &hit, true
 	}
-	return nil
+	return nil, set
 }
 
 // sleep waits d, or until ctx ends.

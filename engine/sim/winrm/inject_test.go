@@ -150,6 +150,53 @@ func TestResetMidReceiveLosesTheOutputAndTheConnection(t *testing.T) {
 	}
 }
 
+// TestResetSetWhileAReceiveWaitsHitsIt arms a reset while the client's
+// Receive long-polls a command that has not written yet: the connection
+// breaks under that Receive, as a real one breaks under the request that
+// waits on it, not only under requests sent after the fault was set.
+func TestResetSetWhileAReceiveWaitsHitsIt(t *testing.T) {
+	srv, client, _ := started(t, nil, nil)
+	release := make(chan struct{})
+	srv.Handle("wait", simwinrm.ProgramFunc(func(ctx context.Context, p *simwinrm.Process) int {
+		select {
+		case <-release:
+		case <-ctx.Done():
+			return 1
+		}
+		_, _ = io.WriteString(p.Stdout, "done\r\n")
+		return 0
+	}))
+	errc := make(chan error, 1)
+	go func() {
+		_, _, _, err := client.RunWithString("wait", "")
+		errc <- err
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for srv.Stats().Receives == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the client never sent a Receive")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(20 * time.Millisecond) // the Receive is parked in its long poll
+	srv.SetFault(simwinrm.OpReceive, simwinrm.Fault{Reset: true, Times: 1})
+	close(release)
+	select {
+	case err := <-errc:
+		if err == nil {
+			t.Fatal("a reset set while the Receive waited went unnoticed")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the command never returned")
+	}
+	if st := srv.Stats(); st.Injected != 1 {
+		t.Errorf("injected %d faults, want 1", st.Injected)
+	}
+	if out, _, _, err := client.RunWithString("echo next", ""); err != nil || out != "next\r\n" {
+		t.Errorf("the next command: %q %v", out, err)
+	}
+}
+
 // blob writes N bytes of a repeating pattern.
 var blob = simwinrm.ProgramFunc(func(ctx context.Context, p *simwinrm.Process) int {
 	n, _ := strconv.Atoi(p.Args[1])

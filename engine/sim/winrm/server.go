@@ -240,7 +240,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.writeFault(w, id, faultInvalidHeader("MaxEnvelopeSize"))
 		return
 	}
-	if inj := s.faultFor(opOf(req.Header.Action)); inj != nil {
+	inj, faulted := s.faultFor(opOf(req.Header.Action))
+	if inj != nil {
 		sleep(r.Context(), inj.Latency)
 		if inj.Reset && opOf(req.Header.Action) == OpReceive {
 			// The receive takes the output first; it dies with the connection.
@@ -267,6 +268,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case actionReceive:
 		action = nsShell + "/ReceiveResponse"
 		answer, f = s.receive(r.Context(), user, req, maxEnv)
+		if !faulted {
+			if late := s.lateReset(OpReceive); late != nil {
+				// The output this Receive took dies with the connection.
+				dropConnection(w)
+				return
+			}
+		}
 	case actionSignal:
 		action = nsShell + "/SignalResponse"
 		answer, f = s.signal(user, req)
