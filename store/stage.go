@@ -44,8 +44,8 @@ var bucketStage = []byte("stage")
 type stageSize struct{ min, batch int }
 
 // defaultStage stages 20,000 entries or more, in transactions of 20,000:
-// about 9 MB of values and 10 MB of pages each (measured at 100,000
-// mailboxes), and 20 transactions for a first snapshot of that size.
+// about 9 MB of encoded device records each (450 bytes a record), and 20
+// transactions for the first snapshot of 100,000 mailboxes.
 var defaultStage = stageSize{min: 20000, batch: 20000}
 
 // stageable returns the buckets c fills from empty with enough entries to
