@@ -44,10 +44,7 @@ func (e *Engine) commitRun(ctx context.Context, rc *run, p *pending) error {
 		r.Counts.ChangesApplied, r.Counts.ChangesFailed, r.Counts.NotificationsSent = a.applied, a.failed, a.sent
 	}
 	r.Finished = e.now()
-	c := diff(cur, next)
-	if stored != nil {
-		c.PutOwned, c.DeleteOwned = stored.diff(cur.Owned, next.Owned)
-	}
+	c := diff(cur, next, stored)
 	c.Expect = cur.Serial
 	c.Run = r
 	serial, err := e.deps.Store.Commit(ctx, c)
@@ -64,10 +61,11 @@ func (e *Engine) commitRun(ctx context.Context, rc *run, p *pending) error {
 	return nil
 }
 
-// diff returns the commit that turns cur into next. Each part lists the
-// entries that changed, in key order; maps the two states share are
-// equal, and only the changed keys are sorted.
-func diff(cur, next *State) *Commit {
+// diff returns the commit that turns the store from cur into next. Each
+// part lists the entries that changed, in key order; maps the two states
+// share are equal, and only the changed keys are sorted. recorded, if not
+// nil, are the owned entries the run already saved on top of cur.
+func diff(cur, next *State, recorded *ownedChanges) *Commit {
 	c := &Commit{}
 	if !metaEqual(&cur.Meta, &next.Meta) {
 		m := next.Meta
@@ -77,7 +75,11 @@ func diff(cur, next *State) *Commit {
 	c.PutMDM, c.DeleteMDM = diffMap(cur.MDM, next.MDM, func(a, b MDMDevice) bool { return a == b })
 	c.PutMailboxes, c.DeleteMailbox = diffMap(cur.Mailboxes, next.Mailboxes, mailboxEqual)
 	c.PutLinks, c.DeleteLinks = diffMap(cur.Links, next.Links, func(a, b Link) bool { return a == b })
-	c.PutOwned, c.DeleteOwned = diffMap(cur.Owned, next.Owned, func(a, b OwnedEntry) bool { return a == b })
+	if recorded != nil {
+		c.PutOwned, c.DeleteOwned = recorded.diff(cur.Owned, next.Owned)
+	} else {
+		c.PutOwned, c.DeleteOwned = diffMap(cur.Owned, next.Owned, func(a, b OwnedEntry) bool { return a == b })
+	}
 	overrides, deleted := diffMap(cur.Overrides, next.Overrides, func(a, b Override) bool { return a == b })
 	c.PutOverrides, c.DeleteOverrides = overrides.Values(), deleted
 	if cur.HeldPlan != next.HeldPlan {

@@ -21,7 +21,7 @@ func TestDiffNamesChangedEntriesInKeyOrder(t *testing.T) {
 		next.Records[r.Key()] = r
 	}
 
-	c := diff(cur, next)
+	c := diff(cur, next, nil)
 
 	wantKeys := []DeviceKey{"0@x/5", "b@x/1", "d@x/4"}
 	if !slices.Equal(c.PutRecords.Keys, wantKeys) {
@@ -45,7 +45,7 @@ func TestDiffNamesChangedEntriesInKeyOrder(t *testing.T) {
 	if c.Empty() {
 		t.Error("a commit with puts reports itself empty")
 	}
-	if !diff(next, next).Empty() {
+	if !diff(next, next, nil).Empty() {
 		t.Error("diff of a state with itself is not empty")
 	}
 }
@@ -95,7 +95,7 @@ func TestDiffAllocatesPerChangeNotPerEntry(t *testing.T) {
 	// The sorted key list grows by doubling; a copy of a record per
 	// comparison would be 2,000 allocations.
 	allocs := testing.AllocsPerRun(5, func() {
-		c := diff(cur, next)
+		c := diff(cur, next, nil)
 		var n int
 		for range c.PutRecords.All {
 			n++
