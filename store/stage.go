@@ -48,23 +48,63 @@ type stageSize struct{ min, batch int }
 // transactions for the first snapshot of 100,000 mailboxes.
 var defaultStage = stageSize{min: 20000, batch: 20000}
 
+// stageBucket is a bucket a commit can fill in stages: how many entries c
+// puts into it (0 when c also deletes from it), how to take those puts out
+// of c, and how to stage them.
+type stageBucket struct {
+	name  []byte
+	puts  func(c *engine.Commit) int
+	take  func(c *engine.Commit)
+	stage func(ctx context.Context, s *Store, c *engine.Commit) error
+}
+
+var stageBuckets = []stageBucket{
+	{
+		name: bucketRecords,
+		puts: func(c *engine.Commit) int { return putsOnly(c.PutRecords.Len(), len(c.DeleteRecords)) },
+		take: func(c *engine.Commit) { c.PutRecords = engine.Puts[engine.DeviceKey, engine.DeviceRecord]{} },
+		stage: func(ctx context.Context, s *Store, c *engine.Commit) error {
+			return stagePuts(ctx, s, bucketRecords, &c.PutRecords, recordKey, appendRecord)
+		},
+	},
+	{
+		name: bucketMDM,
+		puts: func(c *engine.Commit) int { return putsOnly(c.PutMDM.Len(), len(c.DeleteMDM)) },
+		take: func(c *engine.Commit) { c.PutMDM = engine.Puts[string, engine.MDMDevice]{} },
+		stage: func(ctx context.Context, s *Store, c *engine.Commit) error {
+			return stagePuts(ctx, s, bucketMDM, &c.PutMDM, mdmKey, appendMDM)
+		},
+	},
+	{
+		name: bucketMailboxes,
+		puts: func(c *engine.Commit) int { return putsOnly(c.PutMailboxes.Len(), len(c.DeleteMailbox)) },
+		take: func(c *engine.Commit) { c.PutMailboxes = engine.Puts[string, engine.Mailbox]{} },
+		stage: func(ctx context.Context, s *Store, c *engine.Commit) error {
+			return stagePuts(ctx, s, bucketMailboxes, &c.PutMailboxes, mailboxKey, appendMailbox)
+		},
+	},
+}
+
+func putsOnly(puts, deletes int) int {
+	if deletes > 0 {
+		return 0
+	}
+	return puts
+}
+
 // stageable returns the buckets c fills from empty with enough entries to
 // be staged. It fails with a stale-serial error as Commit would.
-func (s *Store) stageable(c *engine.Commit) ([][]byte, error) {
-	want := make([][]byte, 0, 3)
-	if c.PutRecords.Len() >= s.stage.min && len(c.DeleteRecords) == 0 {
-		want = append(want, bucketRecords)
-	}
-	if c.PutMDM.Len() >= s.stage.min && len(c.DeleteMDM) == 0 {
-		want = append(want, bucketMDM)
-	}
-	if c.PutMailboxes.Len() >= s.stage.min && len(c.DeleteMailbox) == 0 {
-		want = append(want, bucketMailboxes)
+func (s *Store) stageable(c *engine.Commit) ([]*stageBucket, error) {
+	var want []*stageBucket
+	for i := range stageBuckets {
+		if stageBuckets[i].puts(c) >= s.stage.min {
+			want = append(want, &stageBuckets[i])
+		}
 	}
 	if len(want) == 0 {
 		return nil, nil
 	}
-	var staged [][]byte
+	var staged []*stageBucket
 	err := s.view(func(tx *bolt.Tx) error {
 		cur, err := s.readSerial(tx)
 		if err != nil {
@@ -73,9 +113,9 @@ func (s *Store) stageable(c *engine.Commit) ([][]byte, error) {
 		if cur != c.Expect {
 			return staleSerial(s.path, c.Expect, cur)
 		}
-		for _, name := range want {
-			if b := tx.Bucket(name); b != nil && isEmpty(b) {
-				staged = append(staged, name)
+		for _, sb := range want {
+			if b := tx.Bucket(sb.name); b != nil && isEmpty(b) {
+				staged = append(staged, sb)
 			}
 		}
 		return nil
@@ -96,24 +136,19 @@ func isEmpty(b *bolt.Bucket) bool {
 
 // commitStaged commits c, writing the puts of the staged buckets first in
 // transactions of their own (see bucketStage).
-func (s *Store) commitStaged(ctx context.Context, c *engine.Commit, staged [][]byte) (serial uint64, err error) {
+func (s *Store) commitStaged(ctx context.Context, c *engine.Commit, staged []*stageBucket) (serial uint64, err error) {
 	rest := *c
-	for _, name := range staged {
-		switch string(name) {
-		case string(bucketRecords):
-			rest.PutRecords = engine.Puts[engine.DeviceKey, engine.DeviceRecord]{}
-		case string(bucketMDM):
-			rest.PutMDM = engine.Puts[string, engine.MDMDevice]{}
-		case string(bucketMailboxes):
-			rest.PutMailboxes = engine.Puts[string, engine.Mailbox]{}
-		}
+	names := make([][]byte, len(staged))
+	for i, sb := range staged {
+		sb.take(&rest)
+		names[i] = sb.name
 	}
 	p, err := prepareCommit(&rest)
 	if err != nil {
 		return 0, fmt.Errorf("commit to store %s: %w", s.path, err)
 	}
 	p.state = true
-	if err := s.newStage(staged); err != nil {
+	if err := s.newStage(names); err != nil {
 		return 0, fmt.Errorf("commit to store %s: %w", s.path, err)
 	}
 	done := false
@@ -125,17 +160,9 @@ func (s *Store) commitStaged(ctx context.Context, c *engine.Commit, staged [][]b
 			s.log.Warn("cannot remove the staged entries of a failed commit; the next commit or open removes them", slog.Any(attrErr, derr))
 		}
 	}()
-	for _, name := range staged {
-		switch string(name) {
-		case string(bucketRecords):
-			err = stagePuts(ctx, s, name, &c.PutRecords, recordKey, appendRecord)
-		case string(bucketMDM):
-			err = stagePuts(ctx, s, name, &c.PutMDM, mdmKey, appendMDM)
-		case string(bucketMailboxes):
-			err = stagePuts(ctx, s, name, &c.PutMailboxes, mailboxKey, appendMailbox)
-		}
-		if err != nil {
-			return 0, fmt.Errorf("commit to store %s: stage %s: %w", s.path, name, err)
+	for _, sb := range staged {
+		if err := sb.stage(ctx, s, c); err != nil {
+			return 0, fmt.Errorf("commit to store %s: stage %s: %w", s.path, sb.name, err)
 		}
 	}
 	var pruned PruneResult
@@ -151,7 +178,7 @@ func (s *Store) commitStaged(ctx context.Context, c *engine.Commit, staged [][]b
 		if st == nil {
 			return fmt.Errorf("%w: the staged entries are gone", ErrCorrupt)
 		}
-		for _, name := range staged {
+		for _, name := range names {
 			if live := tx.Bucket(name); live != nil {
 				if !isEmpty(live) {
 					return fmt.Errorf("bucket %s was written to while its entries were staged", name)
@@ -170,8 +197,8 @@ func (s *Store) commitStaged(ctx context.Context, c *engine.Commit, staged [][]b
 		serial, pruned, err = s.commitTx(tx, c.Expect, p)
 		return err
 	})
-	// Whether it committed or rolled back, the final transaction leaves
-	// nothing to clean up only if it committed.
+	// A final transaction that failed rolled back: the stage is still
+	// there to drop.
 	done = err == nil
 	return s.committed(serial, pruned, err)
 }
