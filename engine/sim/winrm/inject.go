@@ -32,7 +32,8 @@ type Fault struct {
 	Unauthorized bool
 	// Status answers with this HTTP status and a WS-Management
 	// InternalError fault (500 is what Windows sends for a failing
-	// provider).
+	// provider). Like Reset, a Status set while a Receive waits hits that
+	// Receive, and the output it took is lost.
 	Status int
 	// Reset drops the connection without an answer. A Receive does its
 	// work first: the output it took from the command is lost with the
@@ -76,10 +77,12 @@ func (s *Server) faultFor(op Op) (f *Fault, set bool) {
 	return s.take(op, false)
 }
 
-// lateReset returns a Reset fault set for op while a request of op that
-// met no fault on arrival waited: a Receive long-polls, and a connection
-// that breaks while it waits breaks that Receive, not only later ones.
-func (s *Server) lateReset(op Op) *Fault {
+// lateFault returns a Reset or Status fault set for op while a request of
+// op that met no fault on arrival waited. A Receive long-polls: a
+// connection that breaks, or a provider that fails, while it waits fails
+// that Receive, not only later ones. Latency and Unauthorized are decided
+// on arrival, as a server authenticates and queues a request then.
+func (s *Server) lateFault(op Op) *Fault {
 	s.faultMu.Lock()
 	defer s.faultMu.Unlock()
 	f, _ := s.take(op, true)
@@ -87,11 +90,12 @@ func (s *Server) lateReset(op Op) *Fault {
 }
 
 // take counts a request of op against the faults set for it and returns
-// the one that hits it; resets limits it to Reset faults. s.faultMu is held.
-func (s *Server) take(op Op, resets bool) (f *Fault, set bool) {
+// the one that hits it; late limits it to the faults that can end a
+// request already waiting (Reset and Status). s.faultMu is held.
+func (s *Server) take(op Op, late bool) (f *Fault, set bool) {
 	for _, key := range []Op{op, OpAny} {
 		in := s.faults[key]
-		if in == nil || (resets && !in.Reset) {
+		if in == nil || (late && !in.Reset && in.Status == 0) {
 			continue
 		}
 		set = true

@@ -150,50 +150,68 @@ func TestResetMidReceiveLosesTheOutputAndTheConnection(t *testing.T) {
 	}
 }
 
-// TestResetSetWhileAReceiveWaitsHitsIt arms a reset while the client's
-// Receive long-polls a command that has not written yet: the connection
-// breaks under that Receive, as a real one breaks under the request that
-// waits on it, not only under requests sent after the fault was set.
-func TestResetSetWhileAReceiveWaitsHitsIt(t *testing.T) {
-	srv, client, _ := started(t, nil, nil)
-	release := make(chan struct{})
-	srv.Handle("wait", simwinrm.ProgramFunc(func(ctx context.Context, p *simwinrm.Process) int {
-		select {
-		case <-release:
-		case <-ctx.Done():
-			return 1
-		}
-		_, _ = io.WriteString(p.Stdout, "done\r\n")
-		return 0
-	}))
-	errc := make(chan error, 1)
-	go func() {
-		_, _, _, err := client.RunWithString("wait", "")
-		errc <- err
-	}()
-	deadline := time.Now().Add(5 * time.Second)
-	for srv.Stats().Receives == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the client never sent a Receive")
-		}
-		time.Sleep(time.Millisecond)
-	}
-	time.Sleep(20 * time.Millisecond) // the Receive is parked in its long poll
-	srv.SetFault(simwinrm.OpReceive, simwinrm.Fault{Reset: true, Times: 1})
-	close(release)
-	select {
-	case err := <-errc:
-		if err == nil {
-			t.Fatal("a reset set while the Receive waited went unnoticed")
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the command never returned")
-	}
-	if st := srv.Stats(); st.Injected != 1 {
-		t.Errorf("injected %d faults, want 1", st.Injected)
-	}
-	if out, _, _, err := client.RunWithString("echo next", ""); err != nil || out != "next\r\n" {
-		t.Errorf("the next command: %q %v", out, err)
+// TestFaultSetWhileAReceiveWaitsHitsIt arms a fault while the client's
+// Receive long-polls a command that has not written yet: a connection that
+// breaks, or a provider that fails, fails the Receive that waits on it, as a
+// real one does, not only requests sent after the fault was set.
+func TestFaultSetWhileAReceiveWaitsHitsIt(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		fault  simwinrm.Fault
+		errors bool // whether the library reports it (it takes a non-200 answer's body as output)
+	}{
+		{"reset", simwinrm.Fault{Reset: true, Times: 1}, true},
+		{"HTTP 500", simwinrm.Fault{Status: 500, Times: 1}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv, client, _ := started(t, nil, nil)
+			release := make(chan struct{})
+			srv.Handle("wait", simwinrm.ProgramFunc(func(ctx context.Context, p *simwinrm.Process) int {
+				select {
+				case <-release:
+				case <-ctx.Done():
+					return 1
+				}
+				_, _ = io.WriteString(p.Stdout, "done\r\n")
+				return 0
+			}))
+			type result struct {
+				out string
+				err error
+			}
+			done := make(chan result, 1)
+			go func() {
+				out, _, _, err := client.RunWithString("wait", "")
+				done <- result{out, err}
+			}()
+			deadline := time.Now().Add(5 * time.Second)
+			for srv.Stats().Receives == 0 {
+				if time.Now().After(deadline) {
+					t.Fatal("the client never sent a Receive")
+				}
+				time.Sleep(time.Millisecond)
+			}
+			time.Sleep(20 * time.Millisecond) // the Receive is parked in its long poll
+			srv.SetFault(simwinrm.OpReceive, tc.fault)
+			close(release)
+			select {
+			case r := <-done:
+				if strings.Contains(r.out, "done") {
+					t.Errorf("the output outlived the fault: %q", r.out)
+				}
+				if tc.errors && r.err == nil {
+					t.Error("a fault set while the Receive waited went unnoticed")
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("the command never returned")
+			}
+			if st := srv.Stats(); st.Injected != 1 {
+				t.Errorf("injected %d faults, want 1", st.Injected)
+			}
+			if out, _, _, err := client.RunWithString("echo next", ""); err != nil || out != "next\r\n" {
+				t.Errorf("the next command: %q %v", out, err)
+			}
+		})
 	}
 }
 

@@ -269,9 +269,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		action = nsShell + "/ReceiveResponse"
 		answer, f = s.receive(r.Context(), user, req, maxEnv)
 		if !faulted {
-			if late := s.lateReset(OpReceive); late != nil {
-				// The output this Receive took dies with the connection.
-				dropConnection(w)
+			if late := s.lateFault(OpReceive); late != nil {
+				// The output this Receive took is lost with the
+				// connection, or with the failing provider's answer.
+				if late.Status != 0 {
+					s.writeFault(w, id, faultInternal(late.Status))
+				} else {
+					dropConnection(w)
+				}
 				return
 			}
 		}
