@@ -3,6 +3,7 @@ package smtp
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -250,7 +251,9 @@ func (s *Sink) stopLocked() <-chan struct{} {
 		defer close(done)
 		ctx, cancel := context.WithTimeout(context.Background(), 2*ioTimeout)
 		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
+		// Shutdown reports closing the listener closed above as well: only
+		// the deadline means a session outlived it.
+		if err := srv.Shutdown(ctx); err != nil && !errors.Is(err, net.ErrClosed) {
 			s.log.Warn("smtp sink sessions outlived shutdown", keyErr, err)
 		}
 		<-served

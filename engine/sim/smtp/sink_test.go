@@ -1,10 +1,12 @@
 package smtp
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"log/slog"
 	"net"
 	netsmtp "net/smtp"
 	"os"
@@ -395,5 +397,35 @@ func TestSpoolWritesEveryAcceptedMessage(t *testing.T) {
 	}
 	if fi, _ := os.Stat(files[0]); fi.Mode().Perm() != 0o600 {
 		t.Errorf("spooled file mode %v, want 0600", fi.Mode().Perm())
+	}
+}
+
+// TestCloseWithAnOpenSessionLogsNoWarning closes the sink while a client
+// holds a session open: the session is cut and the close says nothing
+// alarming, as nothing outlived it.
+func TestCloseWithAnOpenSessionLogsNoWarning(t *testing.T) {
+	var logs bytes.Buffer
+	s, err := Start(Options{Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.Dial("tcp", s.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	greeting, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil || !strings.HasPrefix(greeting, "220 ") {
+		t.Fatalf("greeting %q, %v", greeting, err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if logs.Len() > 0 {
+		t.Errorf("Close logged:\n%s", logs.String())
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := conn.Read(make([]byte, 1)); err == nil {
+		t.Error("the session outlived Close")
 	}
 }
