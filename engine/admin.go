@@ -58,11 +58,12 @@ func (e *Engine) mutate(ctx context.Context, journal []JournalEntry, edit func(n
 	return nil
 }
 
-// world rebuilds the observed world from the saved state, for actions
-// between runs. It is as complete as the admin's view of it.
+// worldFrom rebuilds the observed world from the saved state, for actions
+// between runs. It is as complete as the admin's view of it. Its MDM is
+// nil: reconcile, which plans with it, reads MDM from the store.
 func worldFrom(st *State) *World {
 	w := &World{
-		Org: st.Meta.Org, Rules: st.Meta.Rules, Mailboxes: st.Mailboxes, MDM: st.MDM, Scope: st.Meta.Scope,
+		Org: st.Meta.Org, Rules: st.Meta.Rules, Mailboxes: st.Mailboxes, Scope: st.Meta.Scope,
 		EAS: make(map[DeviceKey]EASDevice, len(st.Records)), ExchangeComplete: true, IntuneComplete: true,
 	}
 	for k, r := range st.Records {
@@ -81,6 +82,11 @@ func (e *Engine) reconcile(ctx context.Context, keys []DeviceKey, actor string) 
 	}
 	st := e.current()
 	w := worldFrom(st)
+	mdm, err := e.deps.Store.MDMDevices(ctx)
+	if err != nil {
+		return fmt.Errorf("read the saved MDM records: %w", err)
+	}
+	w.MDM = mdm
 	out := BuildPlan(PlanInput{
 		Now: e.now(), Serial: st.Serial, Kind: RunQuick, Policy: e.opt.Policy, World: w,
 		Links: st.Links, Owned: st.Owned, Prev: st.Records, Overrides: st.Overrides, Devices: keys,
@@ -151,7 +157,10 @@ func (e *Engine) Link(ctx context.Context, req LinkRequest) error {
 	if err != nil {
 		return err
 	}
-	m, ok := st.MDM[req.MDMID]
+	m, ok, err := e.deps.Store.MDMDevice(ctx, req.MDMID)
+	if err != nil {
+		return fmt.Errorf("MDM record %s: %w", req.MDMID, err)
+	}
 	if !ok {
 		return fmt.Errorf("MDM record %s: %w", req.MDMID, ErrNotFound)
 	}
@@ -494,8 +503,12 @@ func (e *Engine) Candidates(ctx context.Context, device DeviceKey) ([]Candidate,
 		linked[l.MDMID] = k
 	}
 	fam := easFamily(&r.EASDevice)
+	mdm, err := e.deps.Store.MDMDevices(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read the saved MDM records: %w", err)
+	}
 	var out []Candidate
-	for _, m := range st.MDM {
+	for _, m := range mdm {
 		if !addrs[strings.ToLower(m.UserPrincipalName)] && !addrs[strings.ToLower(m.Email)] {
 			continue
 		}

@@ -599,7 +599,7 @@ func (e *Engine) nextState(base *State, w *World, out *PlanOutput, res *applied,
 	next := &State{
 		Serial:    base.Serial,
 		Meta:      base.Meta,
-		MDM:       w.MDM,
+		MDMStored: base.MDMStored,
 		Links:     base.Links,
 		Owned:     base.Owned,
 		Overrides: base.Overrides,
@@ -689,6 +689,9 @@ func (e *Engine) nextState(base *State, w *World, out *PlanOutput, res *applied,
 	}
 	if w.IntuneComplete && kind == RunFull {
 		m.MDMCount = len(w.MDM)
+	}
+	if fresh {
+		next.MDMStored = len(w.MDM) // what its commit leaves in the store
 	}
 	return next
 }

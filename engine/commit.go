@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
 	"time"
@@ -38,13 +39,16 @@ func (e *Engine) commitRun(ctx context.Context, rc *run, p *pending) error {
 	case r.Status == StatusSucceeded && r.Kind == RunFull:
 		next.HeldPlan = nil // a full run that applied its own plan supersedes a held one
 	}
-	r.Counts = CountRecords(next.Records, len(next.MDM))
+	r.Counts = CountRecords(next.Records, next.MDMStored)
 	r.Counts.ChangesPlanned = len(p.out.Plan.Changes)
 	if a := p.applied; a != nil {
 		r.Counts.ChangesApplied, r.Counts.ChangesFailed, r.Counts.NotificationsSent = a.applied, a.failed, a.sent
 	}
 	r.Finished = e.now()
 	c := diff(cur, next, stored)
+	if !p.approved {
+		c.PutMDM, c.ReplaceMDM = mdmWrites(p.world, r.Kind)
+	}
 	c.Expect = cur.Serial
 	c.Run = r
 	serial, err := e.deps.Store.Commit(ctx, c)
@@ -72,7 +76,6 @@ func diff(cur, next *State, recorded *ownedChanges) *Commit {
 		c.Meta = &m
 	}
 	c.PutRecords, c.DeleteRecords = diffMap(cur.Records, next.Records, func(a, b DeviceRecord) bool { return a == b })
-	c.PutMDM, c.DeleteMDM = diffMap(cur.MDM, next.MDM, func(a, b MDMDevice) bool { return a == b })
 	c.PutMailboxes, c.DeleteMailbox = diffMap(cur.Mailboxes, next.Mailboxes, mailboxEqual)
 	c.PutLinks, c.DeleteLinks = diffMap(cur.Links, next.Links, func(a, b Link) bool { return a == b })
 	if recorded != nil {
@@ -86,6 +89,16 @@ func diff(cur, next *State, recorded *ownedChanges) *Commit {
 		c.SetHeldPlan, c.HeldPlan = true, next.HeldPlan
 	}
 	return c
+}
+
+// mdmWrites returns what a run saves of the MDM records it observed: a full
+// sync's whole inventory, in place of the saved one (the store writes only
+// the records that differ), or a quick sync's changed records.
+func mdmWrites(w *World, kind RunKind) (Puts[string, MDMDevice], bool) {
+	if kind == RunFull {
+		return Puts[string, MDMDevice]{Keys: slices.Sorted(maps.Keys(w.MDM)), From: w.MDM}, true
+	}
+	return Puts[string, MDMDevice]{Keys: w.MDMDelta, From: w.MDM}, false
 }
 
 // ownedChanges are the owned entries a run's applier already saved with

@@ -162,9 +162,6 @@ func normalise(st *State) *State {
 	if st.Records == nil {
 		st.Records = map[DeviceKey]DeviceRecord{}
 	}
-	if st.MDM == nil {
-		st.MDM = map[string]MDMDevice{}
-	}
 	if st.Links == nil {
 		st.Links = map[DeviceKey]Link{}
 	}
@@ -306,7 +303,7 @@ func (e *Engine) Status(ctx context.Context) (Status, error) {
 		return Status{}, ErrClosed
 	}
 	s := Status{
-		Counts:    CountRecords(st.Records, len(st.MDM)),
+		Counts:    CountRecords(st.Records, st.MDMStored),
 		Policy:    e.opt.Policy.Summary(),
 		HeldPlan:  summary(st.HeldPlan),
 		NextFull:  e.nextFull,
@@ -415,8 +412,14 @@ func (e *Engine) Device(ctx context.Context, key DeviceKey) (*DeviceDetail, erro
 		return nil, fmt.Errorf("device %s: %w", key, ErrNotFound)
 	}
 	d := &DeviceDetail{Record: r}
-	if m, ok := st.MDM[r.MDMID]; ok {
-		d.MDM = &m
+	if r.MDMID != "" {
+		m, ok, err := e.deps.Store.MDMDevice(ctx, r.MDMID)
+		if err != nil {
+			return nil, fmt.Errorf("MDM record of %s: %w", key, err)
+		}
+		if ok {
+			d.MDM = &m
+		}
 	}
 	for _, l := range [...]List{ListAllowed, ListBlocked} {
 		if o, ok := st.Owned[OwnedKeyOf(r.Mailbox, l, r.DeviceID)]; ok {

@@ -16,7 +16,11 @@ type World struct {
 	Mailboxes map[string]Mailbox // by lower-cased UPN
 	EAS       map[DeviceKey]EASDevice
 	MDM       map[string]MDMDevice // by Intune device ID
-	Scope     *Scope               // nil: every mailbox
+	// MDMDelta, in a quick sync, holds the IDs of the MDM records Intune
+	// reported changed: the ones its commit saves. A full sync saves MDM
+	// whole.
+	MDMDelta []string
+	Scope    *Scope // nil: every mailbox
 	// Complete is false when either inventory or the scope could not be read
 	// whole; nothing that blocks is planned then.
 	ExchangeComplete bool

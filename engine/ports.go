@@ -127,11 +127,17 @@ func (SystemClock) Now() time.Time { return time.Now().UTC() }
 // compare-and-swap on the serial: it fails with ErrStaleSerial when another
 // writer moved it.
 type Store interface {
-	// Load returns the whole saved state; an empty store returns an empty
-	// State with serial 0.
+	// Load returns the saved state, with the count of the saved MDM records
+	// rather than the records (MDMDevice and MDMDevices read those); an
+	// empty store returns an empty State with serial 0.
 	Load(ctx context.Context) (*State, error)
 	// Commit applies a delta and returns the new serial.
 	Commit(ctx context.Context, c *Commit) (uint64, error)
+	// MDMDevice returns the saved MDM record with Intune device ID id, and
+	// whether there is one.
+	MDMDevice(ctx context.Context, id string) (MDMDevice, bool, error)
+	// MDMDevices returns every saved MDM record, by Intune device ID.
+	MDMDevices(ctx context.Context) (map[string]MDMDevice, error)
 	// RecordChanges durably appends journal entries and the ownership of
 	// list entries in one transaction; the applier calls it before and after
 	// each batch so that a crash mid-apply leaves a true record.

@@ -45,12 +45,18 @@ type Scope struct {
 
 // State is everything the engine remembers. A State handed out by the engine
 // is never modified afterwards; the engine builds a new one per change.
+//
+// The MDM records of the last Intune inventory stay in the store (see
+// Store.MDMDevices), where the runs that need them read them: holding
+// 150,000 of them next to the device records, which already carry each
+// merge's MDM ID and complianceState, would cost a large organisation some
+// 90 MB between runs and twice that while a run builds the next state.
 type State struct {
 	Serial    uint64                     `json:"serial"`
 	Meta      Meta                       `json:"meta"`
 	Mailboxes map[string]Mailbox         `json:"mailboxes"` // by lower-cased UPN
 	Records   map[DeviceKey]DeviceRecord `json:"records"`
-	MDM       map[string]MDMDevice       `json:"mdm"` // by Intune device ID
+	MDMStored int                        `json:"mdm_stored"` // how many MDM records the store holds
 	Links     map[DeviceKey]Link         `json:"links"`
 	Owned     map[OwnedKey]OwnedEntry    `json:"owned"`
 	Overrides map[DeviceKey]Override     `json:"overrides"`
@@ -78,7 +84,6 @@ func NewState() *State {
 	return &State{
 		Mailboxes: map[string]Mailbox{},
 		Records:   map[DeviceKey]DeviceRecord{},
-		MDM:       map[string]MDMDevice{},
 		Links:     map[DeviceKey]Link{},
 		Owned:     map[OwnedKey]OwnedEntry{},
 		Overrides: map[DeviceKey]Override{},
@@ -135,10 +140,14 @@ type Commit struct {
 
 	Meta *Meta // nil: unchanged
 
-	PutRecords      Puts[DeviceKey, DeviceRecord]
-	DeleteRecords   []DeviceKey
-	PutMDM          Puts[string, MDMDevice]
-	DeleteMDM       []string
+	PutRecords    Puts[DeviceKey, DeviceRecord]
+	DeleteRecords []DeviceKey
+	PutMDM        Puts[string, MDMDevice]
+	DeleteMDM     []string
+	// ReplaceMDM makes PutMDM the whole set, as a full inventory reads it:
+	// the store deletes the MDM records PutMDM lacks and writes only the
+	// ones that differ from what it holds.
+	ReplaceMDM      bool
 	PutMailboxes    Puts[string, Mailbox]
 	DeleteMailbox   []string // lower-cased UPNs
 	PutLinks        Puts[DeviceKey, Link]
@@ -161,7 +170,7 @@ type Commit struct {
 // Empty reports whether the commit changes nothing.
 func (c *Commit) Empty() bool {
 	return c.Meta == nil && c.PutRecords.Len() == 0 && len(c.DeleteRecords) == 0 &&
-		c.PutMDM.Len() == 0 && len(c.DeleteMDM) == 0 && c.PutMailboxes.Len() == 0 &&
+		c.PutMDM.Len() == 0 && len(c.DeleteMDM) == 0 && !c.ReplaceMDM && c.PutMailboxes.Len() == 0 &&
 		len(c.DeleteMailbox) == 0 && c.PutLinks.Len() == 0 && len(c.DeleteLinks) == 0 &&
 		c.PutOwned.Len() == 0 && len(c.DeleteOwned) == 0 && len(c.PutOverrides) == 0 && len(c.DeleteOverrides) == 0 &&
 		!c.SetHeldPlan && c.Run == nil &&

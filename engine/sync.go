@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -236,7 +237,9 @@ func (e *Engine) observe(ctx context.Context, rc *run, st *State, kind RunKind) 
 	}
 	w.Scope = scope
 	if kind == RunQuick {
-		e.overlay(w, st, ex, mdm)
+		if err := e.overlay(ctx, w, st, ex, mdm); err != nil {
+			return nil, err
+		}
 	} else {
 		w.Org, w.Rules = ex.Org, ex.Rules
 		w.Mailboxes = make(map[string]Mailbox, len(ex.Mailboxes))
@@ -257,7 +260,7 @@ func (e *Engine) observe(ctx context.Context, rc *run, st *State, kind RunKind) 
 
 // overlay builds a quick sync's world: the last snapshot with what changed
 // merged in. Deletions only show in a full sync.
-func (e *Engine) overlay(w *World, st *State, ex *ExchangeInventory, mdm *MDMInventory) {
+func (e *Engine) overlay(ctx context.Context, w *World, st *State, ex *ExchangeInventory, mdm *MDMInventory) error {
 	w.Org, w.Rules = st.Meta.Org, st.Meta.Rules
 	if ex.Org.DefaultAccessLevel != "" {
 		w.Org, w.Rules = ex.Org, ex.Rules
@@ -273,10 +276,21 @@ func (e *Engine) overlay(w *World, st *State, ex *ExchangeInventory, mdm *MDMInv
 	for _, d := range ex.Devices {
 		w.EAS[d.Key()] = d
 	}
-	w.MDM = maps.Clone(st.MDM)
+	saved, err := e.deps.Store.MDMDevices(ctx)
+	if err != nil {
+		return fmt.Errorf("read the saved MDM records: %w", err)
+	}
+	w.MDM = saved
+	w.MDMDelta = make([]string, 0, len(mdm.Devices))
 	for _, m := range mdm.Devices {
+		if _, seen := w.MDM[m.ID]; !seen || w.MDM[m.ID] != m {
+			w.MDMDelta = append(w.MDMDelta, m.ID)
+		}
 		w.MDM[m.ID] = m
 	}
+	slices.Sort(w.MDMDelta)
+	w.MDMDelta = slices.Compact(w.MDMDelta)
+	return nil
 }
 
 // resolveScope reads the policy's groups.

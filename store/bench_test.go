@@ -466,8 +466,8 @@ func TestScaleTargets(t *testing.T) {
 	start = time.Now()
 	st := mustLoad(t, s)
 	loadTook := time.Since(start)
-	if len(st.Records) != scaleRecords/div || len(st.MDM) != scaleMDM/div || len(st.Mailboxes) != scaleMailboxes/div {
-		t.Fatalf("loaded %d records, %d MDM, %d mailboxes", len(st.Records), len(st.MDM), len(st.Mailboxes))
+	if len(st.Records) != scaleRecords/div || st.MDMStored != scaleMDM/div || len(st.Mailboxes) != scaleMailboxes/div {
+		t.Fatalf("loaded %d records, %d MDM, %d mailboxes", len(st.Records), st.MDMStored, len(st.Mailboxes))
 	}
 	st = nil
 	full, err := s.Stats()

@@ -20,8 +20,12 @@
 //	           (stage.go); moved into place by the commit that moves the serial
 //
 // The bulk buckets use a small hand-written binary codec rather than JSON
-// because Load must read 150,000 device records, 150,000 MDM records and
-// 100,000 mailboxes quickly on a small machine (codec.go has the numbers).
+// because Load must read 150,000 device records and 100,000 mailboxes, and
+// a quick sync 150,000 MDM records, quickly on a small machine (codec.go has
+// the numbers). Load counts the MDM records without reading them: the
+// engine reads them when it needs them (MDMDevice, MDMDevices), and a full
+// sync's commit replaces them whole, writing only the ones that changed
+// (Commit.ReplaceMDM).
 // Every encoded value starts with a format version byte, so a field added to
 // an engine type gets a new version and old values stay readable; a
 // reflection test fails when an engine type grows a field the codec does not

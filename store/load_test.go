@@ -20,8 +20,8 @@ func TestLoadAcrossChunks(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(st.Records) != n || len(st.MDM) != n {
-			t.Errorf("%d pairs a bucket: loaded %d records and %d MDM devices", n, len(st.Records), len(st.MDM))
+		if len(st.Records) != n || st.MDMStored != n {
+			t.Errorf("%d pairs a bucket: loaded %d records and %d MDM devices", n, len(st.Records), st.MDMStored)
 		}
 		for _, r := range c.PutRecords.Items {
 			if got, ok := st.Records[r.Key()]; !ok || got != r {

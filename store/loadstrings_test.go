@@ -45,12 +45,29 @@ func loadTestState(n int) *engine.Commit {
 	return c
 }
 
+// loaded is a loaded state with the MDM records, which stay in the store
+// until MDMDevices reads them.
+type loaded struct {
+	*engine.State
+	MDM map[string]engine.MDMDevice
+}
+
+// mustLoadAll loads the state and reads the MDM records.
+func mustLoadAll(t *testing.T, s *Store) loaded {
+	t.Helper()
+	mdm, err := s.MDMDevices(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return loaded{mustLoad(t, s), mdm}
+}
+
 // loadByCopy loads the five maps the way Load did before loadStrings: each
 // pair copied out of the memory map as one string and decoded with the
 // string decoders, every field a substring of the copy.
-func loadByCopy(t *testing.T, s *Store) *engine.State {
+func loadByCopy(t *testing.T, s *Store) loaded {
 	t.Helper()
-	st := &engine.State{}
+	st := loaded{State: &engine.State{}}
 	err := s.view(func(tx *bolt.Tx) error {
 		var err error
 		if st.Records, err = byCopy[engine.DeviceKey](tx, bucketRecords, decodeRecord); err != nil {
@@ -89,7 +106,7 @@ func byCopy[K ~string, V any](tx *bolt.Tx, bucket []byte, decode func(string, *V
 }
 
 // sameMaps reports the first of the five loaded maps that differs.
-func sameMaps(t *testing.T, got, want *engine.State) {
+func sameMaps(t *testing.T, got, want loaded) {
 	t.Helper()
 	for _, m := range []struct {
 		name      string
@@ -150,7 +167,7 @@ func TestLoadEqualsStringDecoders(t *testing.T) {
 	c := loadTestState(n)
 	s := openTemp(t, Options{})
 	mustCommit(t, s, c)
-	st := mustLoad(t, s)
+	st := mustLoadAll(t, s)
 	sameMaps(t, st, loadByCopy(t, s))
 	for _, r := range c.PutRecords.Items {
 		if got := st.Records[r.Key()]; got != r {
@@ -171,7 +188,7 @@ func TestLoadedStringsDoNotAliasTheMap(t *testing.T) {
 	s := openTemp(t, Options{})
 	mustCommit(t, s, c)
 	s = reopen(t, s, Options{ReadOnly: true})
-	st := mustLoad(t, s)
+	st := mustLoadAll(t, s)
 	start := s.db.Info().Data
 	end := start + uintptr(s.fileSize())
 	strs := 0
@@ -189,7 +206,7 @@ func TestLoadedStringsDoNotAliasTheMap(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	maps := func(st *engine.State) string {
+	maps := func(st loaded) string {
 		return jsonOf(t, []any{st.Records, st.MDM, st.Mailboxes, st.Links, st.Owned})
 	}
 	closed := maps(st)
@@ -198,7 +215,7 @@ func TestLoadedStringsDoNotAliasTheMap(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s2.Close()
-	if closed != maps(mustLoad(t, s2)) {
+	if closed != maps(mustLoadAll(t, s2)) {
 		t.Error("the state loaded before Close reads differently after it")
 	}
 }
@@ -210,7 +227,7 @@ func TestLoadSharesRepeatedStrings(t *testing.T) {
 	c := loadTestState(2000)
 	s := openTemp(t, Options{})
 	mustCommit(t, s, c)
-	st := mustLoad(t, s)
+	st := mustLoadAll(t, s)
 	data := func(s string) *byte { return unsafe.StringData(s) }
 	firstOf := map[string]*byte{}
 	shared := func(what, v string) {

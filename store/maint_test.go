@@ -173,7 +173,7 @@ func TestStats(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("%+v", got)
-	want := Stats{Path: s.Path(), Schema: 1, Serial: st.Serial, Records: len(st.Records), MDM: len(st.MDM),
+	want := Stats{Path: s.Path(), Schema: 1, Serial: st.Serial, Records: len(st.Records), MDM: st.MDMStored,
 		Mailboxes: len(st.Mailboxes), Links: len(st.Links), Owned: len(st.Owned), Runs: 1, Journal: 51,
 		JournalFirst: 1, JournalLast: 51}
 	got2 := got

@@ -70,7 +70,8 @@ var stageBuckets = []stageBucket{
 	{
 		name: bucketMDM,
 		puts: func(c *engine.Commit) int { return putsOnly(c.PutMDM.Len(), len(c.DeleteMDM)) },
-		take: func(c *engine.Commit) { c.PutMDM = engine.Puts[string, engine.MDMDevice]{} },
+		// Staged, the bucket was empty: replacing its contents is putting them.
+		take: func(c *engine.Commit) { c.PutMDM, c.ReplaceMDM = engine.Puts[string, engine.MDMDevice]{}, false },
 		stage: func(ctx context.Context, s *Store, c *engine.Commit) error {
 			return stagePuts(ctx, s, bucketMDM, &c.PutMDM, mdmKey, appendMDM)
 		},

@@ -79,8 +79,9 @@ func decodeMap[K ~string, V any](bucket []byte, ps pairs, read func(*dec[[]byte]
 	return m, nil
 }
 
-// Load returns the whole saved state. An empty store returns an empty State
-// with serial 0. The maps are decoded in parallel, one goroutine per bucket.
+// Load returns the saved state, with the MDM records counted, not read (see
+// engine.State and MDMDevices). An empty store returns an empty State with
+// serial 0. The maps are decoded in parallel, one goroutine per bucket.
 func (s *Store) Load(ctx context.Context) (*engine.State, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("load state: %w", err)
@@ -108,11 +109,9 @@ func (s *Store) Load(ctx context.Context) (*engine.State, error) {
 			st.Records, err = decodeMap[engine.DeviceKey](bucketRecords, records, readRecord)
 			return err
 		})
-		mdm := collect(tx.Bucket(bucketMDM))
-		g.Go(func() (err error) {
-			st.MDM, err = decodeMap[string](bucketMDM, mdm, readMDM)
-			return err
-		})
+		// MDM records stay in the store (see engine.State); MDMDevices
+		// reads them.
+		st.MDMStored = count(tx.Bucket(bucketMDM))
 		mailboxes := collect(tx.Bucket(bucketMailboxes))
 		g.Go(func() (err error) {
 			st.Mailboxes, err = decodeMap[string](bucketMailboxes, mailboxes, readMailbox)
@@ -139,6 +138,78 @@ func (s *Store) Load(ctx context.Context) (*engine.State, error) {
 		return nil, fmt.Errorf("load state: %w", err)
 	}
 	return st, nil
+}
+
+// MDMDevice returns the saved MDM record with Intune device ID id, and
+// whether there is one.
+func (s *Store) MDMDevice(ctx context.Context, id string) (engine.MDMDevice, bool, error) {
+	var (
+		m     engine.MDMDevice
+		found bool
+	)
+	if err := ctx.Err(); err != nil {
+		return m, false, fmt.Errorf("read MDM record %s: %w", id, err)
+	}
+	err := s.view(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketMDM)
+		if b == nil || id == "" {
+			return nil
+		}
+		v := b.Get([]byte(id))
+		if v == nil {
+			return nil
+		}
+		ls := newLoadStrings()
+		ls.startValue([]byte(id))
+		d := &dec[[]byte]{ls: ls}
+		d.reset(v)
+		readMDM(d, &m)
+		if err := d.done(); err != nil {
+			return corruptError(s.path, fmt.Errorf("%s %q: %w", bucketMDM, id, err))
+		}
+		found = true
+		return nil
+	})
+	if err != nil {
+		return engine.MDMDevice{}, false, fmt.Errorf("read MDM record %s: %w", id, err)
+	}
+	return m, found, nil
+}
+
+// MDMDevices returns every saved MDM record, by Intune device ID.
+func (s *Store) MDMDevices(ctx context.Context) (map[string]engine.MDMDevice, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("read MDM records: %w", err)
+	}
+	var mdm map[string]engine.MDMDevice
+	err := s.view(func(tx *bolt.Tx) error {
+		var err error
+		mdm, err = decodeMap[string](bucketMDM, collect(tx.Bucket(bucketMDM)), readMDM)
+		releaseMapped(s.db, tx)
+		if err != nil && !errors.Is(err, ErrCorrupt) {
+			return corruptError(s.path, err)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read MDM records: %w", err)
+	}
+	return mdm, nil
+}
+
+// count returns how many values (not nested buckets) b holds.
+func count(b *bolt.Bucket) int {
+	n := 0
+	if b == nil {
+		return n
+	}
+	c := b.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		if v != nil {
+			n++
+		}
+	}
+	return n
 }
 
 // loadMeta reads the serial-guarded small values: Meta and the held plan.
@@ -235,11 +306,14 @@ type write struct {
 	bucket []byte
 	puts   []kv
 	dels   [][]byte
+	// replace, if set, computes the puts and dels in the transaction,
+	// from what the bucket holds (see replaceAll).
+	replace func(b *bolt.Bucket) ([]kv, [][]byte, error)
 }
 
 // apply performs the write in tx.
 func (w *write) apply(tx *bolt.Tx) error {
-	if len(w.puts) == 0 && len(w.dels) == 0 {
+	if len(w.puts) == 0 && len(w.dels) == 0 && w.replace == nil {
 		return nil
 	}
 	b := tx.Bucket(w.bucket)
@@ -247,6 +321,12 @@ func (w *write) apply(tx *bolt.Tx) error {
 		return fmt.Errorf("%w: bucket %s is missing", ErrCorrupt, w.bucket)
 	}
 	b.FillPercent = fillState
+	if w.replace != nil {
+		var err error
+		if w.puts, w.dels, err = w.replace(b); err != nil {
+			return err
+		}
+	}
 	for _, k := range w.dels {
 		if err := b.Delete(k); err != nil {
 			return fmt.Errorf("delete %s %q: %w", w.bucket, k, err)
@@ -291,6 +371,58 @@ func encodePuts[K comparable, T any](bucket []byte, puts *engine.Puts[K, T], app
 		}
 	}
 	return e.sorted(), nil
+}
+
+// replaceAll returns the writes that make b hold exactly the items of puts,
+// which come in key order: the pairs whose encoding differs from what b
+// holds, and the keys b holds that puts lacks. It walks b's keys alongside
+// the items, encoding each item into one scratch buffer to compare it, so
+// that a full inventory that changed little is neither held encoded nor
+// rewritten: an unchanged entry's page stays as it is.
+func replaceAll[K comparable, T any](b *bolt.Bucket, bucket []byte, puts *engine.Puts[K, T], appendKey, appendVal func([]byte, *T) []byte) ([]kv, [][]byte, error) {
+	var (
+		scratch, prev []byte
+		dels          [][]byte
+		changed       = pairEncoder[T]{bucket: bucket, appendKey: appendKey, appendVal: appendVal}
+	)
+	c := b.Cursor()
+	k, v := c.First()
+	n, i := puts.Len(), 0
+	for item := range puts.All {
+		i++
+		scratch = appendKey(scratch[:0], item)
+		ke := len(scratch)
+		key := scratch[:ke]
+		if err := checkKey(bucket, key); err != nil {
+			return nil, nil, err
+		}
+		if prev != nil && bytes.Compare(key, prev) < 0 {
+			return nil, nil, fmt.Errorf("%s: replacement %q comes after %q: its entries must be in key order", bucket, key, prev)
+		}
+		prev = append(prev[:0], key...)
+		for ; k != nil && bytes.Compare(k, key) < 0; k, v = c.Next() {
+			if v != nil { // not a nested bucket
+				dels = append(dels, bytes.Clone(k))
+			}
+		}
+		scratch = appendVal(scratch, item)
+		if k != nil && bytes.Equal(k, scratch[:ke]) {
+			same := v != nil && bytes.Equal(v, scratch[ke:])
+			k, v = c.Next()
+			if same {
+				continue
+			}
+		}
+		if err := changed.add(item, n-i+1); err != nil {
+			return nil, nil, err
+		}
+	}
+	for ; k != nil; k, v = c.Next() {
+		if v != nil {
+			dels = append(dels, bytes.Clone(k))
+		}
+	}
+	return changed.sorted(), dels, nil
 }
 
 // pairEncoder encodes items into key-value pairs in chunked buffers.
@@ -442,8 +574,13 @@ func prepareCommit(c *engine.Commit) (*preparedCommit, error) {
 	if err != nil {
 		return nil, err
 	}
-	mdm, err := encodePuts(bucketMDM, &c.PutMDM, mdmKey, appendMDM)
-	if err != nil {
+	mdm := write{bucket: bucketMDM, dels: encodeDels(c.DeleteMDM)}
+	if c.ReplaceMDM {
+		puts := c.PutMDM
+		mdm.replace = func(b *bolt.Bucket) ([]kv, [][]byte, error) {
+			return replaceAll(b, bucketMDM, &puts, mdmKey, appendMDM)
+		}
+	} else if mdm.puts, err = encodePuts(bucketMDM, &c.PutMDM, mdmKey, appendMDM); err != nil {
 		return nil, err
 	}
 	mailboxes, err := encodePuts(bucketMailboxes, &c.PutMailboxes, mailboxKey, appendMailbox)
@@ -465,12 +602,12 @@ func prepareCommit(c *engine.Commit) (*preparedCommit, error) {
 	p.writes = []write{
 		overrides,
 		{bucket: bucketRecords, puts: records, dels: encodeDels(c.DeleteRecords)},
-		{bucket: bucketMDM, puts: mdm, dels: encodeDels(c.DeleteMDM)},
+		mdm,
 		{bucket: bucketMailboxes, puts: mailboxes, dels: encodeDels(lowerAll(c.DeleteMailbox))},
 		{bucket: bucketLinks, puts: links, dels: encodeDels(c.DeleteLinks)},
 		owned,
 	}
-	p.state = c.Meta != nil || c.SetHeldPlan
+	p.state = c.Meta != nil || c.SetHeldPlan || c.ReplaceMDM
 	for _, w := range p.writes {
 		p.state = p.state || len(w.puts) > 0 || len(w.dels) > 0
 	}

@@ -55,9 +55,7 @@ func wantState(c *engine.Commit, serial uint64) *engine.State {
 	for _, r := range c.PutRecords.Items {
 		st.Records[r.Key()] = r
 	}
-	for _, m := range c.PutMDM.Items {
-		st.MDM[m.ID] = m
-	}
+	st.MDMStored = c.PutMDM.Len()
 	for _, m := range c.PutMailboxes.Items {
 		st.Mailboxes[lower(m.UPN)] = m
 	}
@@ -87,7 +85,7 @@ func equalState(t testing.TB, got, want *engine.State) {
 		got, want any
 	}{
 		{"records", got.Records, want.Records},
-		{"mdm", got.MDM, want.MDM},
+		{"mdm records stored", got.MDMStored, want.MDMStored},
 		{"mailboxes", got.Mailboxes, want.Mailboxes},
 		{"links", got.Links, want.Links},
 		{"owned", got.Owned, want.Owned},
@@ -97,6 +95,28 @@ func equalState(t testing.TB, got, want *engine.State) {
 	} {
 		if !reflect.DeepEqual(c.got, c.want) {
 			t.Errorf("%s differ:\n got %+v\nwant %+v", c.name, c.got, c.want)
+		}
+	}
+}
+
+// equalMDM checks that the store holds exactly want's MDM records, read
+// whole and one by one.
+func equalMDM(t testing.TB, s *Store, want []engine.MDMDevice) {
+	t.Helper()
+	got, err := s.MDMDevices(ctx)
+	if err != nil {
+		t.Fatalf("MDMDevices: %v", err)
+	}
+	if len(got) != len(want) {
+		t.Errorf("the store holds %d MDM records, want %d", len(got), len(want))
+	}
+	for _, w := range want {
+		if got[w.ID] != w {
+			t.Errorf("MDMDevices[%s]\n got %+v\nwant %+v", w.ID, got[w.ID], w)
+		}
+		one, ok, err := s.MDMDevice(ctx, w.ID)
+		if err != nil || !ok || one != w {
+			t.Errorf("MDMDevice(%s) = %+v, %v, %v; want %+v", w.ID, one, ok, err, w)
 		}
 	}
 }
@@ -112,10 +132,12 @@ func TestRoundTripEveryBucket(t *testing.T) {
 	}
 	want := wantState(c, 1)
 	equalState(t, mustLoad(t, s), want)
+	equalMDM(t, s, c.PutMDM.Items)
 
 	// The same after reopening: everything is on disk.
 	s = reopen(t, s, Options{})
 	equalState(t, mustLoad(t, s), want)
+	equalMDM(t, s, c.PutMDM.Items)
 	runs, err := s.Runs(ctx, 0)
 	if err != nil || len(runs) != 1 || jsonOf(t, runs[0]) != jsonOf(t, *c.Run) {
 		t.Errorf("Runs = %+v, %v; want the committed run", runs, err)
@@ -140,8 +162,12 @@ func TestRoundTripEveryBucket(t *testing.T) {
 		t.Fatalf("serial %d, want 2", serial)
 	}
 	st := mustLoad(t, s)
-	if len(st.Records)+len(st.MDM)+len(st.Mailboxes)+len(st.Links)+len(st.Owned)+len(st.Overrides) != 0 || st.HeldPlan != nil {
+	if len(st.Records)+st.MDMStored+len(st.Mailboxes)+len(st.Links)+len(st.Owned)+len(st.Overrides) != 0 || st.HeldPlan != nil {
 		t.Errorf("after deletes: %+v", st)
+	}
+	equalMDM(t, s, nil)
+	if _, ok, err := s.MDMDevice(ctx, c.PutMDM.Items[0].ID); ok || err != nil {
+		t.Errorf("a deleted MDM record reads back: %v, %v", ok, err)
 	}
 	if jsonOf(t, st.Meta) != jsonOf(t, *c.Meta) {
 		t.Errorf("meta changed by a commit without Meta")
