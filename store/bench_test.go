@@ -295,6 +295,39 @@ func BenchmarkLoad(b *testing.B) {
 	reportStore(b, s, 0)
 }
 
+// BenchmarkMDMDevices reads the full-scale store's MDM records, as a quick
+// sync and the link candidates do, and one of them, as the device view
+// does.
+func BenchmarkMDMDevices(b *testing.B) {
+	s, err := Open(scaleStore(b), Options{ReadOnly: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	var id string
+	b.Run("all", func(b *testing.B) {
+		b.ReportAllocs()
+		for range b.N {
+			mdm, err := s.MDMDevices(context.Background())
+			if err != nil || len(mdm) != scaleMDM {
+				b.Fatalf("%d MDM records, %v", len(mdm), err)
+			}
+			for k := range mdm {
+				id = k
+				break
+			}
+		}
+	})
+	b.Run("one", func(b *testing.B) {
+		b.ReportAllocs()
+		for range b.N {
+			if _, ok, err := s.MDMDevice(context.Background(), id); !ok || err != nil {
+				b.Fatalf("MDM record %s: %v, %v", id, ok, err)
+			}
+		}
+	})
+}
+
 // liveHeap collects garbage and returns the bytes of live heap objects.
 func liveHeap() uint64 {
 	runtime.GC()
