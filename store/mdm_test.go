@@ -4,6 +4,7 @@ import (
 	"errors"
 	"maps"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -130,5 +131,28 @@ func TestMDMDeviceOfAnUnknownID(t *testing.T) {
 	}
 	if all, err := s.MDMDevices(ctx); err != nil || len(all) != 0 {
 		t.Errorf("MDMDevices of an empty store = %v, %v", all, err)
+	}
+}
+
+// TestDamagedMDMRecordIsReportedWhereItIsRead damages one saved MDM
+// record: Load, which only counts them, still loads; reading the records
+// fails with ErrCorrupt naming the record.
+func TestDamagedMDMRecordIsReportedWhereItIsRead(t *testing.T) {
+	s := openTemp(t, Options{})
+	mustCommit(t, s, &engine.Commit{PutMDM: engine.Puts[string, engine.MDMDevice]{Items: mdmDevices("a", "b")}})
+	if err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMDM).Put([]byte("b"), []byte{0xff, 1, 2}) }); err != nil {
+		t.Fatal(err)
+	}
+	if st := mustLoad(t, s); st.MDMStored != 2 {
+		t.Errorf("Load counts %d MDM records, want 2", st.MDMStored)
+	}
+	if _, err := s.MDMDevices(ctx); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), `mdm "b"`) {
+		t.Errorf("MDMDevices of a damaged record: %v, want ErrCorrupt naming it", err)
+	}
+	if _, _, err := s.MDMDevice(ctx, "b"); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("MDMDevice of a damaged record: %v, want ErrCorrupt", err)
+	}
+	if m, ok, err := s.MDMDevice(ctx, "a"); !ok || err != nil || m.ID != "a" {
+		t.Errorf("MDMDevice of an intact record: %+v, %v, %v", m, ok, err)
 	}
 }

@@ -129,10 +129,7 @@ func (s *Store) Load(ctx context.Context) (*engine.State, error) {
 		err = g.Wait()
 		// Every value is copied out: the pages need not stay resident.
 		releaseMapped(s.db, tx)
-		if err != nil && !errors.Is(err, ErrCorrupt) {
-			return corruptError(s.path, err)
-		}
-		return err
+		return s.damaged(err)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("load state: %w", err)
@@ -186,15 +183,21 @@ func (s *Store) MDMDevices(ctx context.Context) (map[string]engine.MDMDevice, er
 		var err error
 		mdm, err = decodeMap[string](bucketMDM, collect(tx.Bucket(bucketMDM)), readMDM)
 		releaseMapped(s.db, tx)
-		if err != nil && !errors.Is(err, ErrCorrupt) {
-			return corruptError(s.path, err)
-		}
-		return err
+		return s.damaged(err)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read MDM records: %w", err)
 	}
 	return mdm, nil
+}
+
+// damaged returns a value that would not decode as ErrCorrupt, naming the
+// store; other errors pass as they are.
+func (s *Store) damaged(err error) error {
+	if err != nil && !errors.Is(err, ErrCorrupt) {
+		return corruptError(s.path, err)
+	}
+	return err
 }
 
 // count returns how many values (not nested buckets) b holds.
