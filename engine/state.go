@@ -144,9 +144,10 @@ type Commit struct {
 	DeleteRecords []DeviceKey
 	PutMDM        Puts[string, MDMDevice]
 	DeleteMDM     []string
-	// ReplaceMDM makes PutMDM the whole set, as a full inventory reads it:
-	// the store deletes the MDM records PutMDM lacks and writes only the
-	// ones that differ from what it holds.
+	// ReplaceMDM makes PutMDM the whole set, as a full inventory reads it,
+	// in key order: the store deletes the MDM records PutMDM lacks (which
+	// makes DeleteMDM moot) and writes only the ones that differ from what
+	// it holds.
 	ReplaceMDM      bool
 	PutMailboxes    Puts[string, Mailbox]
 	DeleteMailbox   []string // lower-cased UPNs

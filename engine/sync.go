@@ -283,7 +283,7 @@ func (e *Engine) overlay(ctx context.Context, w *World, st *State, ex *ExchangeI
 	w.MDM = saved
 	w.MDMDelta = make([]string, 0, len(mdm.Devices))
 	for _, m := range mdm.Devices {
-		if _, seen := w.MDM[m.ID]; !seen || w.MDM[m.ID] != m {
+		if old, ok := w.MDM[m.ID]; !ok || old != m {
 			w.MDMDelta = append(w.MDMDelta, m.ID)
 		}
 		w.MDM[m.ID] = m

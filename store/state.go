@@ -111,7 +111,9 @@ func (s *Store) Load(ctx context.Context) (*engine.State, error) {
 		})
 		// MDM records stay in the store (see engine.State); MDMDevices
 		// reads them.
-		st.MDMStored = count(tx.Bucket(bucketMDM))
+		if b := tx.Bucket(bucketMDM); b != nil {
+			st.MDMStored = b.Stats().KeyN
+		}
 		mailboxes := collect(tx.Bucket(bucketMailboxes))
 		g.Go(func() (err error) {
 			st.Mailboxes, err = decodeMap[string](bucketMailboxes, mailboxes, readMailbox)
@@ -156,12 +158,9 @@ func (s *Store) MDMDevice(ctx context.Context, id string) (engine.MDMDevice, boo
 		if v == nil {
 			return nil
 		}
-		ls := newLoadStrings()
-		ls.startValue([]byte(id))
-		d := &dec[[]byte]{ls: ls}
-		d.reset(v)
-		readMDM(d, &m)
-		if err := d.done(); err != nil {
+		// One value: a copy of it, its fields substrings of the copy,
+		// costs less than a loadStrings and its arena chunk.
+		if err := decodeMDM(string(v), &m); err != nil {
 			return corruptError(s.path, fmt.Errorf("%s %q: %w", bucketMDM, id, err))
 		}
 		found = true
@@ -198,21 +197,6 @@ func (s *Store) damaged(err error) error {
 		return corruptError(s.path, err)
 	}
 	return err
-}
-
-// count returns how many values (not nested buckets) b holds.
-func count(b *bolt.Bucket) int {
-	n := 0
-	if b == nil {
-		return n
-	}
-	c := b.Cursor()
-	for k, v := c.First(); k != nil; k, v = c.Next() {
-		if v != nil {
-			n++
-		}
-	}
-	return n
 }
 
 // loadMeta reads the serial-guarded small values: Meta and the held plan.
