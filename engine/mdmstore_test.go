@@ -59,13 +59,7 @@ func TestMDMRecordsLiveInTheStore(t *testing.T) {
 	inv := &engine.ExchangeInventory{Org: engine.OrgSettings{DefaultAccessLevel: "Allow"}}
 	intune := &deltaIntune{}
 	for i := range 4 {
-		upn := fmt.Sprintf("u%03d@contoso.com", i)
-		id := fmt.Sprintf("Appl%03d", i)
-		inv.Mailboxes = append(inv.Mailboxes, engine.Mailbox{UPN: upn, PrimarySMTP: upn, Allowed: []string{}, Blocked: []string{}})
-		inv.Devices = append(inv.Devices, engine.EASDevice{Mailbox: upn, PrimarySMTP: upn, DeviceID: id, DeviceType: "iPhone",
-			ClientType: "EAS", AccessState: engine.StateAllowed, FirstSync: now.Add(-time.Hour)})
-		intune.all = append(intune.all, engine.MDMDevice{ID: fmt.Sprintf("m%03d", i), UserPrincipalName: upn, Email: upn, EASDeviceID: id,
-			Compliance: engine.ComplianceCompliant, OperatingSystem: "iOS", Model: "iPhone15,2", Enrolled: now.Add(-2 * time.Hour)})
+		addEnrolled(inv, &intune.all, fmt.Sprintf("u%03d@contoso.com", i), fmt.Sprintf("Appl%03d", i), fmt.Sprintf("m%03d", i), now)
 	}
 	ex := &fakeExchange{inv: inv, applied: map[engine.DeviceKey]time.Time{}}
 	real, err := store.Open(filepath.Join(t.TempDir(), "easgate.db"), store.Options{})

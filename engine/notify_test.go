@@ -37,6 +37,17 @@ func (f *fakeExchange) ApplyChanges(_ context.Context, cs []engine.Change) ([]en
 	return out, nil
 }
 
+// addEnrolled adds to inv a mailbox upn whose iPhone easID syncs, allowed,
+// and to mdm its Intune record mdmID, enrolled and compliant: a device the
+// policy allows.
+func addEnrolled(inv *engine.ExchangeInventory, mdm *[]engine.MDMDevice, upn, easID, mdmID string, now time.Time) {
+	inv.Mailboxes = append(inv.Mailboxes, engine.Mailbox{UPN: upn, PrimarySMTP: upn, Allowed: []string{}, Blocked: []string{}})
+	inv.Devices = append(inv.Devices, engine.EASDevice{Mailbox: upn, PrimarySMTP: upn, DeviceID: easID, DeviceType: "iPhone",
+		ClientType: "EAS", AccessState: engine.StateAllowed, FirstSync: now.Add(-time.Hour)})
+	*mdm = append(*mdm, engine.MDMDevice{ID: mdmID, UserPrincipalName: upn, Email: upn, EASDeviceID: easID,
+		Compliance: engine.ComplianceCompliant, OperatingSystem: "iOS", Enrolled: now.Add(-2 * time.Hour)})
+}
+
 type fakeIntune struct{ devices []engine.MDMDevice }
 
 func (f *fakeIntune) ManagedDevices(context.Context, engine.MDMQuery) (*engine.MDMInventory, error) {
@@ -73,13 +84,7 @@ func TestChangesOverlapNotificationsButBlocksWaitForThem(t *testing.T) {
 	// Enrolled, compliant devices in mailboxes that sort first: allow
 	// changes, no notification.
 	for i := range 40 {
-		upn := fmt.Sprintf("a%03d@contoso.com", i)
-		id := fmt.Sprintf("ApplA%03d", i)
-		inv.Mailboxes = append(inv.Mailboxes, engine.Mailbox{UPN: upn, PrimarySMTP: upn, Allowed: []string{}, Blocked: []string{}})
-		inv.Devices = append(inv.Devices, engine.EASDevice{Mailbox: upn, PrimarySMTP: upn, DeviceID: id, DeviceType: "iPhone",
-			ClientType: "EAS", AccessState: engine.StateAllowed, FirstSync: now.Add(-time.Hour)})
-		mdm = append(mdm, engine.MDMDevice{ID: fmt.Sprintf("m%03d", i), UserPrincipalName: upn, Email: upn, EASDeviceID: id,
-			Compliance: engine.ComplianceCompliant, OperatingSystem: "iOS", Enrolled: now.Add(-2 * time.Hour)})
+		addEnrolled(inv, &mdm, fmt.Sprintf("a%03d@contoso.com", i), fmt.Sprintf("ApplA%03d", i), fmt.Sprintf("m%03d", i), now)
 	}
 	// Devices Intune has never seen: a notification, then a block.
 	for i := range 40 {

@@ -70,13 +70,7 @@ func TestRunCommitsOnlyOwnedEntriesTheJournalMissed(t *testing.T) {
 			inv := &engine.ExchangeInventory{Org: engine.OrgSettings{DefaultAccessLevel: "Allow"}}
 			var mdm []engine.MDMDevice
 			for i := range 12 {
-				upn := fmt.Sprintf("u%03d@contoso.com", i)
-				id := fmt.Sprintf("Appl%03d", i)
-				inv.Mailboxes = append(inv.Mailboxes, engine.Mailbox{UPN: upn, PrimarySMTP: upn, Allowed: []string{}, Blocked: []string{}})
-				inv.Devices = append(inv.Devices, engine.EASDevice{Mailbox: upn, PrimarySMTP: upn, DeviceID: id, DeviceType: "iPhone",
-					ClientType: "EAS", AccessState: engine.StateAllowed, FirstSync: now.Add(-time.Hour)})
-				mdm = append(mdm, engine.MDMDevice{ID: fmt.Sprintf("m%03d", i), UserPrincipalName: upn, Email: upn, EASDeviceID: id,
-					Compliance: engine.ComplianceCompliant, OperatingSystem: "iOS", Enrolled: now.Add(-2 * time.Hour)})
+				addEnrolled(inv, &mdm, fmt.Sprintf("u%03d@contoso.com", i), fmt.Sprintf("Appl%03d", i), fmt.Sprintf("m%03d", i), now)
 			}
 			ex := &refusingExchange{fakeExchange: fakeExchange{inv: inv, applied: map[engine.DeviceKey]time.Time{}},
 				refuse: map[string]bool{"Appl003": true, "Appl007": true}}

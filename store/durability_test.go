@@ -49,6 +49,23 @@ func writeForever(path string) int {
 	}
 }
 
+// startWriter starts this test binary as a writer process, told what to do
+// by the environment variable env set to value, and returns it with a
+// scanner over the lines it prints, for the test to kill it at a point.
+func startWriter(t *testing.T, env, value string) (*exec.Cmd, *bufio.Scanner) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), env+"="+value)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd, bufio.NewScanner(out)
+}
+
 // TestKillDuringWritesLeavesAReadableStore kills a process in the middle of
 // a stream of commits, repeatedly, and checks that the store opens, passes
 // its consistency check and holds at least every commit the writer reported
@@ -59,16 +76,7 @@ func TestKillDuringWritesLeavesAReadableStore(t *testing.T) {
 	}
 	path := filepath.Join(t.TempDir(), "easgate.db")
 	for round := range 5 {
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), writeEnv+"="+path)
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		sc := bufio.NewScanner(out)
+		cmd, sc := startWriter(t, writeEnv, path)
 		var committed uint64
 		deadline := time.Now().Add(time.Duration(100+round*37) * time.Millisecond)
 		for sc.Scan() {

@@ -1,12 +1,10 @@
 package store
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -266,16 +264,7 @@ func TestKillDuringStagedCommitIsAllOrNothing(t *testing.T) {
 	interrupted := 0
 	for round := range 4 {
 		dir := t.TempDir()
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), stageEnv+"="+dir)
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		sc := bufio.NewScanner(out)
+		cmd, sc := startWriter(t, stageEnv, dir)
 		// Kill it in the middle of its first or second store: 500
 		// staging transactions take a few hundred milliseconds.
 		for n := 0; n <= round%2 && sc.Scan(); n++ {
