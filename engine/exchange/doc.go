@@ -31,6 +31,14 @@
 // tried in failover order; one that cannot be reached is skipped for
 // Config.CoolDown.
 //
+// Output is most of what an inventory moves, and the library reads each
+// Receive answer into an XPath tree. The transport lifts the stdout and
+// stderr streams out of the answers it can read exactly (a strict scanner
+// of the plain form Windows sends: no comments, CDATA or entities outside
+// attribute values, namespaces checked) and decodes them itself; the
+// library gets the rest of the answer, and any answer the scanner cannot
+// vouch for whole. Both paths feed one ordered pipe per stream.
+//
 // It imports the engine, the WinRM client library and its NTLM and
 // Kerberos libraries. It never imports another adapter, the store, the
 // console or a simulator (only its tests use engine/sim).

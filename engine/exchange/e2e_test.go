@@ -58,6 +58,7 @@ type envConfig struct {
 	client   exchange.Config
 	program  func(simwinrm.Program) simwinrm.Program // wraps the host
 	noPS     bool
+	front    func(t testing.TB, addr string) string // puts something in front of each server
 }
 
 func withTLS(c *envConfig) { c.tls = true }
@@ -105,7 +106,11 @@ func newEnv(t testing.TB, o *org.Org, opts ...envOption) *env {
 		}
 		t.Cleanup(srv.Close)
 		e.winrms, e.hosts = append(e.winrms, srv), append(e.hosts, host)
-		servers = append(servers, srv.Addr())
+		addr := srv.Addr()
+		if cfg.front != nil {
+			addr = cfg.front(t, addr)
+		}
+		servers = append(servers, addr)
 	}
 	e.winrm, e.host = e.winrms[0], e.hosts[0]
 	cfg.client.Servers = servers

@@ -166,11 +166,15 @@ func (sh *pooledShell) run(ctx context.Context, name, line string, stdin []byte,
 	srv := sh.srv
 	log := srv.c.log.With("script", name, logServer, srv.name)
 	sh.tr.bind(ctx)
+	out := newCommandOutput()
+	sh.tr.capture(out)
+	defer out.close()
 	start := time.Now()
 	cmd, err := sh.shell.Execute(line)
 	if err != nil {
 		return nil, false, fmt.Errorf("start %s on %s: %w", name, srv.name, ctxErr(ctx, err))
 	}
+	out.follow(cmd.Stdout, cmd.Stderr)
 	log.Debug("command started", "stdin_bytes", len(stdin))
 
 	// stdin: the payload, then end-of-stream at once, so a script reading
@@ -222,10 +226,10 @@ func (sh *pooledShell) run(ctx context.Context, name, line string, stdin []byte,
 	var stderr []byte
 	go func() {
 		defer wg.Done()
-		stderr, _ = io.ReadAll(io.LimitReader(cmd.Stderr, maxStderr))
-		_, _ = io.Copy(io.Discard, cmd.Stderr)
+		stderr, _ = io.ReadAll(io.LimitReader(out.stderrR, maxStderr))
+		_, _ = io.Copy(io.Discard, out.stderrR)
 	}()
-	readErr := readLines(cmd.Stdout, res, onLine)
+	readErr := readLines(out.stdoutR, res, onLine)
 	close(exited)
 	wg.Wait()
 	cmd.Wait()

@@ -80,6 +80,9 @@ type transport struct {
 	// receivePacing after they went out.
 	lastReceive time.Time
 	quick       int
+	// out takes the streams of the running command's Receive answers;
+	// nil between commands (see receive.go).
+	out *commandOutput
 }
 
 // receiveAction marks a Receive envelope.
@@ -134,6 +137,7 @@ func (t *transport) bind(ctx context.Context) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.quick = 0
+	t.out = nil
 	if t.release != nil {
 		t.release()
 		t.release = nil
@@ -147,9 +151,23 @@ func (t *transport) bind(ctx context.Context) {
 func (t *transport) detach() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.out = nil
 	if t.release == nil {
 		t.ctx, t.release = context.WithTimeout(context.WithoutCancel(t.ctx), cleanupTimeout)
 	}
+}
+
+// capture hands the streams of the command about to start to o.
+func (t *transport) capture(o *commandOutput) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.out = o
+}
+
+func (t *transport) output() *commandOutput {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.out
 }
 
 func (t *transport) close() {
@@ -161,16 +179,19 @@ func (t *transport) close() {
 	}
 }
 
-// copyBuffers hold the buffers answers are read through: io.Copy would
-// allocate 32 KiB for each of the thousands of Receives of a large
-// inventory.
-var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+// answerBuffers hold the answers read: a large inventory's thousands of
+// Receives would otherwise each allocate one of up to EnvelopeSize bytes.
+var answerBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooledAnswer is the largest buffer kept for the next answer.
+const maxPooledAnswer = 1 << 20
 
 // Post sends one envelope and returns the answer.
 func (t *transport) Post(_ *winrm.Client, m *soap.SoapMessage) (string, error) {
 	var received int64 // the answer's size, read by the pacing bookkeeping
 	text := m.String()
-	if strings.Contains(text, receiveAction) {
+	receive := strings.Contains(text, receiveAction)
+	if receive {
 		if err := t.pace(t.context()); err != nil {
 			return "", &connError{kind: ErrConnection, err: fmt.Errorf("wait to receive output from %s: %w", t.srv.url, err)}
 		}
@@ -202,13 +223,18 @@ func (t *transport) Post(_ *winrm.Client, m *soap.SoapMessage) (string, error) {
 		return "", classify(err)
 	}
 	defer resp.Body.Close()
-	var answer strings.Builder
+	answer := answerBuffers.Get().(*bytes.Buffer)
+	defer func() {
+		if answer.Cap() <= maxPooledAnswer {
+			answer.Reset()
+			answerBuffers.Put(answer)
+		}
+	}()
+	answer.Reset()
 	if resp.ContentLength > 0 && resp.ContentLength <= maxResponse {
 		answer.Grow(int(resp.ContentLength))
 	}
-	buf := copyBuffers.Get().(*[]byte)
-	n, err := io.CopyBuffer(&answer, io.LimitReader(resp.Body, maxResponse+1), *buf)
-	copyBuffers.Put(buf)
+	n, err := answer.ReadFrom(io.LimitReader(resp.Body, maxResponse+1))
 	received = n
 	wire.received.Add(n)
 	if err != nil {
@@ -224,7 +250,10 @@ func (t *transport) Post(_ *winrm.Client, m *soap.SoapMessage) (string, error) {
 		return "", &connError{kind: ErrServerError, err: fmt.Errorf("%s answered HTTP %d with content type %q", t.srv.url, resp.StatusCode, ct)}
 	}
 	if resp.StatusCode != http.StatusOK {
-		return "", parseFault(resp.StatusCode, []byte(answer.String()))
+		return "", parseFault(resp.StatusCode, answer.Bytes())
+	}
+	if out := t.output(); receive && out != nil {
+		return out.deliver(answer.Bytes()), nil
 	}
 	return answer.String(), nil
 }
