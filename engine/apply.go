@@ -373,18 +373,33 @@ func (e *Engine) sendOne(ctx context.Context, rc *run, x Notification, prev map[
 
 // batches cuts changes into batches of about size, never splitting one
 // mailbox's changes, so that no two concurrent calls edit one mailbox.
-func batches(changes []Change, size int) [][]Change {
-	sorted := slices.Clone(changes)
-	slices.SortStableFunc(sorted, func(a, b Change) int {
-		return strings.Compare(strings.ToLower(a.Mailbox), strings.ToLower(b.Mailbox))
+// A batch is a list of indexes into changes, in mailbox order: four bytes
+// a change, where a sorted copy of a large run's changes would be
+// megabytes held until the last batch is done (see batch).
+func batches(changes []Change, size int) [][]int32 {
+	order := make([]int32, len(changes))
+	for i := range order {
+		order[i] = int32(i)
+	}
+	slices.SortStableFunc(order, func(a, b int32) int {
+		return strings.Compare(strings.ToLower(changes[a].Mailbox), strings.ToLower(changes[b].Mailbox))
 	})
-	var out [][]Change
+	var out [][]int32
 	start := 0
-	for i := 1; i <= len(sorted); i++ {
-		if i == len(sorted) || (i-start >= size && !strings.EqualFold(sorted[i].Mailbox, sorted[i-1].Mailbox)) {
-			out = append(out, sorted[start:i])
+	for i := 1; i <= len(order); i++ {
+		if i == len(order) || (i-start >= size && !strings.EqualFold(changes[order[i]].Mailbox, changes[order[i-1]].Mailbox)) {
+			out = append(out, order[start:i])
 			start = i
 		}
+	}
+	return out
+}
+
+// batch returns the changes a batch of batches names.
+func batch(changes []Change, idx []int32) []Change {
+	out := make([]Change, len(idx))
+	for i, j := range idx {
+		out[i] = changes[j]
 	}
 	return out
 }
@@ -405,7 +420,8 @@ func (e *Engine) change(ctx context.Context, rc *run, changes []Change, res *app
 		sem  = make(chan struct{}, e.opt.ApplyParallel)
 		done int
 	)
-	for _, b := range batches(changes, e.opt.ApplyBatch) {
+	for _, idx := range batches(changes, e.opt.ApplyBatch) {
+		b := batch(changes, idx)
 		if !n.wait(ctx, b) {
 			break
 		}

@@ -1,6 +1,9 @@
 package engine
 
-import "testing"
+import (
+	"reflect"
+	"testing"
+)
 
 func TestMatchResults(t *testing.T) {
 	a := Change{Mailbox: "anna@contoso.com", DeviceID: "ApplA", List: ListBlocked, Op: OpAdd}
@@ -34,5 +37,29 @@ func TestMatchResults(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestBatchesKeepAMailboxTogetherInMailboxOrder(t *testing.T) {
+	changes := []Change{
+		{Mailbox: "b@x", DeviceID: "1"}, {Mailbox: "A@x", DeviceID: "2"}, {Mailbox: "c@x", DeviceID: "3"},
+		{Mailbox: "a@x", DeviceID: "4"}, {Mailbox: "B@x", DeviceID: "5"}, {Mailbox: "a@x", DeviceID: "6"},
+	}
+	var got [][]string
+	for _, idx := range batches(changes, 2) {
+		var ids []string
+		for _, c := range batch(changes, idx) {
+			ids = append(ids, c.DeviceID)
+		}
+		got = append(got, ids)
+	}
+	// a@x has three changes: its batch grows past the size rather than
+	// splitting them; equal mailboxes keep the plan's order.
+	want := [][]string{{"2", "4", "6"}, {"1", "5"}, {"3"}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("batches %v, want %v", got, want)
+	}
+	if len(batches(nil, 2)) != 0 {
+		t.Error("no changes made a batch")
 	}
 }
