@@ -515,14 +515,14 @@ func (e *Engine) Candidates(ctx context.Context, device DeviceKey) ([]Candidate,
 		if k, ok := linked[m.ID]; ok && k != device {
 			continue
 		}
-		c := Candidate{MDM: m, Suggested: m.ID == r.Suggested}
+		c := Candidate{MDM: *m, Suggested: m.ID == r.Suggested}
 		var why []string
 		if m.EASDeviceID == "" {
 			why = append(why, "reports no EAS ID")
 		} else {
 			why = append(why, "reports EAS ID "+m.EASDeviceID)
 		}
-		if f := mdmFamily(&m); f != "" && f == fam {
+		if f := mdmFamily(m); f != "" && f == fam {
 			why = append(why, "same platform")
 		} else {
 			why = append(why, "other platform ("+m.OperatingSystem+")")

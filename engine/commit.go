@@ -96,9 +96,9 @@ func diff(cur, next *State, recorded *ownedChanges) *Commit {
 // the records that differ), or a quick sync's changed records.
 func mdmWrites(w *World, kind RunKind) (Puts[string, MDMDevice], bool) {
 	if kind == RunFull {
-		return Puts[string, MDMDevice]{Keys: slices.Sorted(maps.Keys(w.MDM)), From: w.MDM}, true
+		return Puts[string, MDMDevice]{Keys: slices.Sorted(maps.Keys(w.MDM)), Refs: w.MDM}, true
 	}
-	return Puts[string, MDMDevice]{Keys: w.MDMDelta, From: w.MDM}, false
+	return Puts[string, MDMDevice]{Keys: w.MDMDelta, Refs: w.MDM}, false
 }
 
 // ownedChanges are the owned entries a run's applier already saved with

@@ -69,6 +69,20 @@ func TestPutsYieldItemsThenKeys(t *testing.T) {
 	}
 }
 
+func TestPutsReadKeysThroughRefs(t *testing.T) {
+	vals := []int{1, 2, 3}
+	refs := map[string]*int{"a": &vals[0], "b": &vals[1], "c": &vals[2]}
+	p := Puts[string, int]{Items: []int{9}, Keys: []string{"c", "gone", "a"}, Refs: refs}
+	// A key the map lacks yields the zero value, as it does through From.
+	if got := p.Values(); !slices.Equal(got, []int{9, 3, 0, 1}) {
+		t.Errorf("Values %v, want [9 3 0 1]", got)
+	}
+	vals[2] = 30 // the refs are read when the puts are, not when made
+	if got := p.Values(); !slices.Equal(got, []int{9, 30, 0, 1}) {
+		t.Errorf("Values after a change %v, want [9 30 0 1]", got)
+	}
+}
+
 // FuzzKeyOf checks the one-allocation key against its definition.
 func FuzzKeyOf(f *testing.F) {
 	f.Add("Anna.Berg@Contoso.com", "ApplF17XK2L9Q4MN")

@@ -88,9 +88,13 @@ func TestMDMRecordsLiveInTheStore(t *testing.T) {
 	}
 	saved := func() map[string]engine.MDMDevice {
 		t.Helper()
-		m, err := real.MDMDevices(ctx)
+		refs, err := real.MDMDevices(ctx)
 		if err != nil {
 			t.Fatal(err)
+		}
+		m := make(map[string]engine.MDMDevice, len(refs))
+		for k, r := range refs {
+			m[k] = *r
 		}
 		return m
 	}

@@ -15,7 +15,10 @@ type World struct {
 	Rules     []DeviceAccessRule
 	Mailboxes map[string]Mailbox // by lower-cased UPN
 	EAS       map[DeviceKey]EASDevice
-	MDM       map[string]MDMDevice // by Intune device ID
+	// MDM holds the Intune records by device ID. The values point into
+	// one slice, which the planner's indexes share: a large tenant's
+	// records are held once, not once per map.
+	MDM map[string]*MDMDevice
 	// MDMDelta, in a quick sync, holds the IDs of the MDM records Intune
 	// reported changed: the ones its commit saves. A full sync saves MDM
 	// whole.
@@ -144,14 +147,12 @@ func (p *planner) index() {
 	p.byUser = map[string][]*MDMDevice{}
 	p.linkedMDM = map[string][]DeviceKey{}
 	p.usedMDM = map[string]bool{}
-	for id := range p.w.MDM {
-		m := p.w.MDM[id]
-		mp := &m
-		if m.EASDeviceID != "" {
-			k := strings.ToLower(m.EASDeviceID)
+	for _, mp := range p.w.MDM {
+		if mp.EASDeviceID != "" {
+			k := strings.ToLower(mp.EASDeviceID)
 			p.byEASID[k] = append(p.byEASID[k], mp)
 		}
-		for _, a := range uniqueLower(m.UserPrincipalName, m.Email) {
+		for _, a := range uniqueLower(mp.UserPrincipalName, mp.Email) {
 			p.byUser[a] = append(p.byUser[a], mp)
 		}
 	}
@@ -287,7 +288,7 @@ func (p *planner) merge(rec *DeviceRecord, mb *Mailbox) *MDMDevice {
 		if m, ok := p.w.MDM[l.MDMID]; ok {
 			rec.MDMID, rec.Link = m.ID, LinkManual
 			p.usedMDM[m.ID] = true
-			return &m
+			return m
 		}
 	}
 	for _, m := range p.byEASID[strings.ToLower(rec.DeviceID)] {

@@ -27,7 +27,7 @@ func newFixture() *fixture {
 			Org:              OrgSettings{DefaultAccessLevel: "Allow"},
 			Mailboxes:        map[string]Mailbox{},
 			EAS:              map[DeviceKey]EASDevice{},
-			MDM:              map[string]MDMDevice{},
+			MDM:              map[string]*MDMDevice{},
 			ExchangeComplete: true,
 			IntuneComplete:   true,
 		},
@@ -53,7 +53,7 @@ func (f *fixture) eas(upn, id, model string, firstSync time.Time) {
 }
 
 func (f *fixture) mdm(id, upn, easID string, c Compliance) {
-	f.world.MDM[id] = MDMDevice{ID: id, UserPrincipalName: upn, Email: upn, EASDeviceID: easID, Compliance: c,
+	f.world.MDM[id] = &MDMDevice{ID: id, UserPrincipalName: upn, Email: upn, EASDeviceID: easID, Compliance: c,
 		OperatingSystem: "iOS", Enrolled: t0.Add(-24 * time.Hour)}
 }
 
@@ -550,10 +550,10 @@ func TestSuggestedMatch(t *testing.T) {
 	d := f.world.EAS[KeyOf("anna@contoso.com", "androidc1")]
 	d.DeviceType, d.DeviceOS = "Android", "Android 14"
 	f.world.EAS[d.Key()] = d
-	f.world.MDM["early"] = MDMDevice{ID: "early", UserPrincipalName: "anna@contoso.com", OperatingSystem: "Android", Enrolled: t0.Add(-72 * time.Hour), Compliance: ComplianceCompliant}
-	f.world.MDM["ios"] = MDMDevice{ID: "ios", UserPrincipalName: "anna@contoso.com", OperatingSystem: "iOS", Enrolled: t0.Add(-24 * time.Hour), Compliance: ComplianceCompliant}
-	f.world.MDM["good"] = MDMDevice{ID: "good", UserPrincipalName: "anna@contoso.com", OperatingSystem: "Android", Enrolled: t0.Add(-40 * time.Hour), Compliance: ComplianceCompliant}
-	f.world.MDM["later"] = MDMDevice{ID: "later", UserPrincipalName: "anna@contoso.com", OperatingSystem: "Android", Enrolled: t0.Add(-10 * time.Hour), Compliance: ComplianceCompliant}
+	f.world.MDM["early"] = &MDMDevice{ID: "early", UserPrincipalName: "anna@contoso.com", OperatingSystem: "Android", Enrolled: t0.Add(-72 * time.Hour), Compliance: ComplianceCompliant}
+	f.world.MDM["ios"] = &MDMDevice{ID: "ios", UserPrincipalName: "anna@contoso.com", OperatingSystem: "iOS", Enrolled: t0.Add(-24 * time.Hour), Compliance: ComplianceCompliant}
+	f.world.MDM["good"] = &MDMDevice{ID: "good", UserPrincipalName: "anna@contoso.com", OperatingSystem: "Android", Enrolled: t0.Add(-40 * time.Hour), Compliance: ComplianceCompliant}
+	f.world.MDM["later"] = &MDMDevice{ID: "later", UserPrincipalName: "anna@contoso.com", OperatingSystem: "Android", Enrolled: t0.Add(-10 * time.Hour), Compliance: ComplianceCompliant}
 	out := f.plan()
 	rec := out.Records[d.Key()]
 	if rec.Suggested != "good" || rec.Merged() {

@@ -137,7 +137,7 @@ type Store interface {
 	// whether there is one.
 	MDMDevice(ctx context.Context, id string) (MDMDevice, bool, error)
 	// MDMDevices returns every saved MDM record, by Intune device ID.
-	MDMDevices(ctx context.Context) (map[string]MDMDevice, error)
+	MDMDevices(ctx context.Context) (map[string]*MDMDevice, error)
 	// RecordChanges durably appends journal entries and the ownership of
 	// list entries in one transaction; the applier calls it before and after
 	// each batch so that a crash mid-apply leaves a true record.

@@ -91,7 +91,7 @@ func NewState() *State {
 }
 
 // Puts are the entries a commit writes to one of the state's maps: Items,
-// then the values Keys have in From. A run names the changed keys of its
+// then the values Keys have in From (or point to in Refs). A run names the changed keys of its
 // next state rather than copying them out: after a large first sync that
 // is 150,000 device records of half a kilobyte each, held twice for
 // nothing while the store encodes them.
@@ -99,6 +99,7 @@ type Puts[K comparable, V any] struct {
 	Items []V
 	Keys  []K
 	From  map[K]V
+	Refs  map[K]*V // in place of From
 }
 
 // Len returns how many entries p writes.
@@ -115,9 +116,16 @@ func (p *Puts[K, V]) All(yield func(*V) bool) {
 			return
 		}
 	}
-	var v V
+	var v, none V
 	for _, k := range p.Keys {
-		v = p.From[k]
+		switch r := p.Refs[k]; {
+		case r != nil:
+			v = *r
+		case p.Refs != nil:
+			v = none
+		default:
+			v = p.From[k]
+		}
 		if !yield(&v) {
 			return
 		}

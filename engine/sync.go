@@ -250,9 +250,9 @@ func (e *Engine) observe(ctx context.Context, rc *run, st *State, kind RunKind) 
 		for _, d := range ex.Devices {
 			w.EAS[d.Key()] = d
 		}
-		w.MDM = make(map[string]MDMDevice, len(mdm.Devices))
-		for _, m := range mdm.Devices {
-			w.MDM[m.ID] = m
+		w.MDM = make(map[string]*MDMDevice, len(mdm.Devices))
+		for i := range mdm.Devices {
+			w.MDM[mdm.Devices[i].ID] = &mdm.Devices[i]
 		}
 	}
 	return w, nil
@@ -282,8 +282,9 @@ func (e *Engine) overlay(ctx context.Context, w *World, st *State, ex *ExchangeI
 	}
 	w.MDM = saved
 	w.MDMDelta = make([]string, 0, len(mdm.Devices))
-	for _, m := range mdm.Devices {
-		if old, ok := w.MDM[m.ID]; !ok || old != m {
+	for i := range mdm.Devices {
+		m := &mdm.Devices[i]
+		if old, ok := w.MDM[m.ID]; !ok || *old != *m {
 			w.MDMDelta = append(w.MDMDelta, m.ID)
 		}
 		w.MDM[m.ID] = m

@@ -59,7 +59,11 @@ func mustLoadAll(t *testing.T, s *Store) loaded {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return loaded{mustLoad(t, s), mdm}
+	vals := make(map[string]engine.MDMDevice, len(mdm))
+	for k, m := range mdm {
+		vals[k] = *m
+	}
+	return loaded{mustLoad(t, s), vals}
 }
 
 // loadByCopy loads the five maps the way Load did before loadStrings: each

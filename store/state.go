@@ -172,15 +172,17 @@ func (s *Store) MDMDevice(ctx context.Context, id string) (engine.MDMDevice, boo
 	return m, found, nil
 }
 
-// MDMDevices returns every saved MDM record, by Intune device ID.
-func (s *Store) MDMDevices(ctx context.Context) (map[string]engine.MDMDevice, error) {
+// MDMDevices returns every saved MDM record, by Intune device ID. The
+// records are decoded into one slice the map points into, as the engine's
+// world holds them.
+func (s *Store) MDMDevices(ctx context.Context) (map[string]*engine.MDMDevice, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("read MDM records: %w", err)
 	}
-	var mdm map[string]engine.MDMDevice
+	var mdm map[string]*engine.MDMDevice
 	err := s.view(func(tx *bolt.Tx) error {
 		var err error
-		mdm, err = decodeMap[string](bucketMDM, collect(tx.Bucket(bucketMDM)), readMDM)
+		mdm, err = decodeRefs(bucketMDM, collect(tx.Bucket(bucketMDM)), readMDM)
 		releaseMapped(s.db, tx)
 		return s.damaged(err)
 	})
@@ -188,6 +190,29 @@ func (s *Store) MDMDevices(ctx context.Context) (map[string]engine.MDMDevice, er
 		return nil, fmt.Errorf("read MDM records: %w", err)
 	}
 	return mdm, nil
+}
+
+// decodeRefs decodes a bucket as decodeMap does, into one slice of values
+// that the returned map points into.
+func decodeRefs[V any](bucket []byte, ps pairs, read func(*dec[[]byte], *V)) (map[string]*V, error) {
+	all := make([]V, ps.n)
+	m := make(map[string]*V, ps.n)
+	ls := newLoadStrings()
+	d := &dec[[]byte]{ls: ls}
+	i := 0
+	for _, chunk := range ps.chunks {
+		for _, e := range chunk {
+			k := ls.startValue(e.k)
+			d.reset(e.v)
+			read(d, &all[i])
+			if err := d.done(); err != nil {
+				return nil, fmt.Errorf("%s %q: %w", bucket, e.k, err)
+			}
+			m[k] = &all[i]
+			i++
+		}
+	}
+	return m, nil
 }
 
 // damaged returns a value that would not decode as ErrCorrupt, naming the

@@ -111,8 +111,8 @@ func equalMDM(t testing.TB, s *Store, want []engine.MDMDevice) {
 		t.Errorf("the store holds %d MDM records, want %d", len(got), len(want))
 	}
 	for _, w := range want {
-		if got[w.ID] != w {
-			t.Errorf("MDMDevices[%s]\n got %+v\nwant %+v", w.ID, got[w.ID], w)
+		if g := got[w.ID]; g == nil || *g != w {
+			t.Errorf("MDMDevices[%s]\n got %+v\nwant %+v", w.ID, g, w)
 		}
 		one, ok, err := s.MDMDevice(ctx, w.ID)
 		if err != nil || !ok || one != w {

@@ -74,7 +74,7 @@ func worldFor(e *env, inv *engine.MDMInventory) *engine.World {
 		Org:              engine.OrgSettings{DefaultAccessLevel: "Allow"},
 		Mailboxes:        map[string]engine.Mailbox{},
 		EAS:              map[engine.DeviceKey]engine.EASDevice{},
-		MDM:              map[string]engine.MDMDevice{},
+		MDM:              map[string]*engine.MDMDevice{},
 		ExchangeComplete: true,
 		IntuneComplete:   inv.Complete(),
 		Problems:         inv.Problems,
@@ -89,8 +89,8 @@ func worldFor(e *env, inv *engine.MDMInventory) *engine.World {
 			w.EAS[d.Key()] = d
 		}
 	}
-	for _, d := range inv.Devices {
-		w.MDM[d.ID] = d
+	for i := range inv.Devices {
+		w.MDM[inv.Devices[i].ID] = &inv.Devices[i]
 	}
 	return w
 }

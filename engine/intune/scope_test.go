@@ -104,7 +104,7 @@ func TestScopeResolution(t *testing.T) {
 		Org:              engine.OrgSettings{DefaultAccessLevel: "Allow"},
 		Mailboxes:        map[string]engine.Mailbox{},
 		EAS:              map[engine.DeviceKey]engine.EASDevice{},
-		MDM:              map[string]engine.MDMDevice{},
+		MDM:              map[string]*engine.MDMDevice{},
 		Scope:            &engine.Scope{Include: include, Exclude: exclude},
 		ExchangeComplete: true, IntuneComplete: true,
 	}
