@@ -36,8 +36,9 @@
 // stderr streams out of the answers it can read exactly (a strict scanner
 // of the plain form Windows sends: no comments, CDATA or entities outside
 // attribute values, namespaces checked) and decodes them itself; the
-// library gets the rest of the answer, and any answer the scanner cannot
-// vouch for whole. Both paths feed one ordered pipe per stream.
+// library gets the rest of the answer; from the first answer the scanner
+// cannot vouch for, it gets the command's answers whole, so that the two
+// paths keep the output in order.
 //
 // It imports the engine, the WinRM client library and its NTLM and
 // Kerberos libraries. It never imports another adapter, the store, the

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // A Receive answer carries a command's output as base64 text in
@@ -22,7 +23,10 @@ import (
 //
 // liftStreams only takes an answer it reads exactly as the library would;
 // anything else (a comment, a CDATA section, a namespace declared twice, a
-// stream that is not plain base64) goes to the library untouched.
+// stream that is not plain base64) goes to the library untouched, and so
+// does every later answer of that command: the library's output reaches
+// the runner through a goroutine (follow), and output lifted from a later
+// answer could overtake it.
 
 // shellNamespace is the namespace of the rsp:Stream elements the library
 // reads.
@@ -33,6 +37,9 @@ const shellNamespace = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell"
 type commandOutput struct {
 	stdoutR, stderrR *io.PipeReader
 	stdoutW, stderrW *io.PipeWriter
+	// library is set once an answer went to the library whole; the
+	// command's later answers follow it there.
+	library atomic.Bool
 }
 
 func newCommandOutput() *commandOutput {
@@ -63,14 +70,19 @@ func (o *commandOutput) close() {
 }
 
 // deliver lifts the streams out of a Receive answer and writes them to
-// the command's pipes, stdout first as the library does. It returns what
-// the library is to read: the answer without its streams, or the answer
-// as it came.
+// the command's pipes, stdout first as the library does; the writes return
+// once the runner has read them, before the library sees the answer. It
+// returns what the library is to read: the answer without its streams, or
+// the answer as it came.
 func (o *commandOutput) deliver(answer []byte) string {
+	if o.library.Load() {
+		return string(answer)
+	}
 	buf := streamBuffers.Get().(*streamBuffer)
 	defer streamBuffers.Put(buf)
 	rest, ok := liftStreams(answer, buf)
 	if !ok {
+		o.library.Store(true)
 		return string(answer)
 	}
 	// A write fails only once the runner stopped reading, which the
@@ -89,8 +101,9 @@ type streamBuffer struct{ stdout, stderr []byte }
 
 var streamBuffers = sync.Pool{New: func() any { return new(streamBuffer) }}
 
-// xmlScope is one open element's namespace declarations.
+// xmlScope is one open element: its name and namespace declarations.
 type xmlScope struct {
+	name     string
 	bindings int // how many of the namespace stack's entries it declared
 }
 
@@ -133,10 +146,9 @@ func liftStreams(answer []byte, buf *streamBuffer) (rest string, ok bool) {
 			return "", false
 		case '/':
 			end, name, good := endTag(answer, j)
-			if !good || len(open) == 0 {
+			if !good || len(open) == 0 || open[len(open)-1].name != name {
 				return "", false
 			}
-			_ = name // encoding/xml checks the names match; so does the library
 			top := open[len(open)-1]
 			open = open[:len(open)-1]
 			ns = ns[:len(ns)-top.bindings]
@@ -147,7 +159,7 @@ func liftStreams(answer []byte, buf *streamBuffer) (rest string, ok bool) {
 		if !good {
 			return "", false
 		}
-		scope := xmlScope{}
+		scope := xmlScope{name: t.name}
 		for _, a := range t.attrs {
 			prefix, declares := strings.CutPrefix(a.name, "xmlns")
 			if !declares {

@@ -18,16 +18,17 @@ import (
 
 // TestOutputKeepsItsOrderAcrossAnswersLeftToTheLibrary: the transport
 // lifts the streams out of the Receive answers it can read exactly, and
-// leaves the others to the WinRM library. With every other answer of an
-// inventory made one it leaves (a comment in the body), the output still
-// arrives whole and in order.
+// from the first one it cannot, leaves that command's answers to the WinRM
+// library. With every other answer of an inventory made one it cannot (a
+// comment in the body), each of the inventory's commands has output from
+// both paths, and the output still arrives whole and in order.
 func TestOutputKeepsItsOrderAcrossAnswersLeftToTheLibrary(t *testing.T) {
 	o := generated(300)
-	var left, lifted atomic.Int64
+	var commented, plain atomic.Int64
 	e := newEnv(t, o, func(c *envConfig) {
 		c.client.EnvelopeSize = 8192 // many answers per command
 		c.front = func(t testing.TB, addr string) string {
-			return commentEveryOtherReceive(t, addr, &left, &lifted)
+			return commentEveryOtherReceive(t, addr, &commented, &plain)
 		}
 	})
 	// Output lost between the two paths would leave the command waiting
@@ -39,14 +40,14 @@ func TestOutputKeepsItsOrderAcrossAnswersLeftToTheLibrary(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkInventory(t, inv, o, time.Time{})
-	if left.Load() < 10 || lifted.Load() < 10 {
-		t.Errorf("%d answers left to the library and %d lifted: want many of both", left.Load(), lifted.Load())
+	if commented.Load() < 10 || plain.Load() < 10 {
+		t.Errorf("%d answers commented and %d not: want many of both", commented.Load(), plain.Load())
 	}
 }
 
 // commentEveryOtherReceive relays to addr, adding a comment to every other
 // Receive answer with output, and returns the relay's address.
-func commentEveryOtherReceive(t testing.TB, addr string, left, lifted *atomic.Int64) string {
+func commentEveryOtherReceive(t testing.TB, addr string, commented, plain *atomic.Int64) string {
 	target := &url.URL{Scheme: "http", Host: addr}
 	var n atomic.Int64
 	relay := httptest.NewServer(&httputil.ReverseProxy{
@@ -60,9 +61,9 @@ func commentEveryOtherReceive(t testing.TB, addr string, left, lifted *atomic.In
 			if bytes.Contains(body, []byte("ReceiveResponse>")) && bytes.Contains(body, []byte(`Name="stdout"`)) {
 				if n.Add(1)%2 == 0 {
 					body = bytes.Replace(body, []byte("<s:Body>"), []byte("<s:Body><!-- relayed -->"), 1)
-					left.Add(1)
+					commented.Add(1)
 				} else {
-					lifted.Add(1)
+					plain.Add(1)
 				}
 			}
 			resp.Body = io.NopCloser(bytes.NewReader(body))

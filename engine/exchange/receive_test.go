@@ -3,6 +3,7 @@ package exchange
 import (
 	"bytes"
 	"encoding/base64"
+	"io"
 	"regexp"
 	"strings"
 	"testing"
@@ -166,6 +167,7 @@ func TestLiftStreamsLeavesWhatItCannotVouchFor(t *testing.T) {
 		"reference in Name":     receiveAnswer(`<rsp:Stream Name="&#115;tdout">` + b64("x") + `</rsp:Stream>` + stateRunning),
 		"bad base64":            receiveAnswer(`<rsp:Stream Name="stdout">QQ==QQ==</rsp:Stream>` + stateRunning),
 		"element in a stream":   receiveAnswer(`<rsp:Stream Name="stdout"><b/></rsp:Stream>` + stateRunning),
+		"mismatched end tag":    strings.Replace(receiveAnswer(out+stateRunning), "</rsp:ReceiveResponse>", "</rsp:Receive>", 1),
 		"wrong end tag":         receiveAnswer(`<rsp:Stream Name="stdout">` + b64("x") + `</rsp:Streams>` + stateRunning),
 		"namespace on a stream": receiveAnswer(`<rsp:Stream xmlns:rsp="http://schemas.microsoft.com/wbem/wsman/1/windows/shell" Name="stdout">` + b64("x") + `</rsp:Stream>` + stateRunning),
 		"duplicate attribute":   receiveAnswer(`<rsp:Stream Name="stdout" Name="stderr">` + b64("x") + `</rsp:Stream>` + stateRunning),
@@ -180,6 +182,37 @@ func TestLiftStreamsLeavesWhatItCannotVouchFor(t *testing.T) {
 				t.Errorf("lifted %q and %q, leaving %s", buf.stdout, buf.stderr, rest)
 			}
 		})
+	}
+}
+
+// TestDeliverLeavesTheRestOfACommandToTheLibrary: once one answer goes to
+// the library whole, so do the command's later ones, which the transport
+// could read itself, so that no lifted output overtakes the library's.
+func TestDeliverLeavesTheRestOfACommandToTheLibrary(t *testing.T) {
+	o := newCommandOutput()
+	defer o.close()
+	got := make(chan string)
+	go func() {
+		b, _ := io.ReadAll(o.stdoutR)
+		got <- string(b)
+	}()
+	first := receiveAnswer(stream("stdout", "one ") + stateRunning)
+	if rest := o.deliver([]byte(first)); strings.Contains(rest, "Stream") {
+		t.Fatalf("the first answer was not lifted: %s", rest)
+	}
+	odd := receiveAnswer(`<!-- note -->` + stream("stdout", "two ") + stateRunning)
+	if rest := o.deliver([]byte(odd)); rest != odd {
+		t.Fatalf("an answer with a comment was changed: %s", rest)
+	}
+	plain := receiveAnswer(stream("stdout", "three") + stateDone)
+	if rest := o.deliver([]byte(plain)); rest != plain {
+		t.Errorf("an answer after one left to the library was lifted: %s", rest)
+	}
+	// The library would write "two three" to its own pipe; here nothing
+	// does, and the lifted output is the first answer's alone.
+	o.follow(strings.NewReader(""), strings.NewReader(""))
+	if s := <-got; s != "one " {
+		t.Errorf("lifted output %q, want %q", s, "one ")
 	}
 }
 
